@@ -1,0 +1,69 @@
+"""Reading the audit log: filtered pages, per-patch trails, and events after a cursor."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import AuditEntry
+from db.services import cursors
+from db.services.patches import parse_id
+from db.services.queue import Page
+from db.services.validation import page_size, text_field
+
+
+@dataclass
+class AuditFilter:
+    decision_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def seq_cursor(seq: int) -> str:
+    return cursors.encode(seq)
+
+
+def seq_from_cursor(cursor: str, *, field: str = "after") -> int:
+    return cursors.decode(cursor, kinds=(int,), field=field)[0]
+
+
+async def page(*, session: AsyncSession, first: int | None = 100, after: str | None = None, flt: AuditFilter | None = None) -> Page[AuditEntry]:
+    """Entries in seq order (the order they were committed)."""
+    flt = flt or AuditFilter()
+    limit = page_size(first, default=100)
+    conditions = []
+    if flt.decision_id is not None:
+        conditions.append(AuditEntry.decision_id == parse_id(flt.decision_id, field="decisionId"))
+    if flt.actor is not None:
+        conditions.append(AuditEntry.actor == text_field(flt.actor, field="actor", max_length=200))
+    if flt.action is not None:
+        conditions.append(AuditEntry.action == text_field(flt.action, field="action", max_length=64))
+    if flt.since is not None:
+        conditions.append(AuditEntry.at >= flt.since)
+    if flt.until is not None:
+        conditions.append(AuditEntry.at < flt.until)
+    total = (await session.exec(select(func.count()).select_from(AuditEntry).where(*conditions))).one()
+    if after is not None:
+        conditions.append(AuditEntry.seq > seq_from_cursor(after))
+    rows = list((await session.exec(select(AuditEntry).where(*conditions).order_by(AuditEntry.seq).limit(limit + 1))).all())
+    items = rows[:limit]
+    return Page(items=items, cursors=[seq_cursor(entry.seq) for entry in items], has_next_page=len(rows) > limit, total_count=total)
+
+
+async def trails(*, session: AsyncSession, decision_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AuditEntry]]:
+    rows = (await session.exec(select(AuditEntry).where(AuditEntry.decision_id.in_(list(decision_ids))).order_by(AuditEntry.seq))).all()
+    grouped: dict[uuid.UUID, list[AuditEntry]] = {decision_id: [] for decision_id in decision_ids}
+    for row in rows:
+        grouped[row.decision_id].append(row)
+    return grouped
+
+
+async def after_seq(*, session: AsyncSession, seq: int, limit: int = 500) -> list[AuditEntry]:
+    """Events committed after `seq`, in order: the replay source of the event stream."""
+    return list((await session.exec(select(AuditEntry).where(AuditEntry.seq > seq).order_by(AuditEntry.seq).limit(limit))).all())

@@ -1,0 +1,126 @@
+"""Human decisions and deployment outcomes: the status machine of API.md."""
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.enums import APPROVED_STATUSES, PatchEventKind, PatchStatus
+from db.models import Approval, Patch
+from db.services import patches
+from db.services.actor import Actor
+from db.services.errors import Forbidden
+from db.services.validation import LIMITS, text_field
+from db.types import utcnow
+
+# Allowed transitions; everything else is CONFLICT. AUTO_APPROVED is reached only through auto_approval.
+TRANSITIONS = {
+    PatchStatus.PENDING.value: {PatchStatus.APPROVED.value, PatchStatus.REJECTED.value, PatchStatus.ESCALATED.value, PatchStatus.CANCELLED.value},
+    PatchStatus.ESCALATED.value: {PatchStatus.APPROVED.value, PatchStatus.REJECTED.value, PatchStatus.CANCELLED.value},
+}
+
+
+def _require_transition(patch: Patch, target: PatchStatus) -> None:
+    if target.value not in TRANSITIONS.get(patch.status, set()):
+        raise patches.conflict(patch, f"a {patch.status} patch cannot become {target.value}")
+
+
+def _require_decider(actor: Actor, patch: Patch, what: str) -> None:
+    actor.require("decide", what)
+    if (patch.requires_escalation or patch.status == PatchStatus.ESCALATED.value) and not actor.can("decide_escalated"):
+        raise Forbidden(f"{what}: this patch {'is escalated' if patch.status == PatchStatus.ESCALATED.value else 'requires escalation'} and needs a LEAD or ADMIN")
+
+
+def _reason(reason: str | None) -> str:
+    return text_field(reason, field="reason", max_length=LIMITS["reason"], required=True, multiline=True).strip()
+
+
+def _comment(comment: str | None) -> str | None:
+    return text_field(comment, field="comment", max_length=LIMITS["comment"], multiline=True)
+
+
+async def _decide(*, session: AsyncSession, actor: Actor, patch_id: str, target: PatchStatus, expected_version: int | None) -> Patch:
+    patch = await patches.lock(session=session, patch_id=patch_id)
+    _require_transition(patch, target)
+    patches.check_expected_version(patch, expected_version)
+    return patch
+
+
+def _finalize(patch: Patch, actor: Actor, status: PatchStatus, *, reason: str | None = None, comment: str | None = None) -> None:
+    patch.status = status.value
+    patch.decided_by, patch.decided_at = actor.subject, utcnow()
+    patch.reason, patch.comment = reason, comment
+
+
+async def approve(*, session: AsyncSession, actor: Actor, patch_id: str, comment: str | None = None, expected_version: int | None = None) -> Patch:
+    actor.require("decide", "approving a patch")
+    comment = _comment(comment)
+    patch = await _decide(session=session, actor=actor, patch_id=patch_id, target=PatchStatus.APPROVED, expected_version=expected_version)
+    _require_decider(actor, patch, "approving this patch")
+    if actor.subject == patch.submitted_by:
+        raise Forbidden("separation of duties: the submitter of a patch cannot approve it")
+    approvals = (await patches.approvals_for(session=session, patch_ids=[patch.id]))[patch.id]
+    if any(approval.approver == actor.subject for approval in approvals):
+        raise patches.conflict(patch, f"{actor.subject} has already approved this patch")
+    # The unique (patch_id, approver) constraint backs this check; the row lock makes it race-free.
+    session.add(Approval(patch_id=patch.id, approver=actor.subject, comment=comment))
+    count = len(approvals) + 1
+    previous = patch.status
+    if count >= patch.required_approvals:
+        _finalize(patch, actor, PatchStatus.APPROVED, comment=comment)
+        kind = PatchEventKind.APPROVED
+    else:
+        kind = PatchEventKind.APPROVAL_RECORDED
+    details = {"from": previous, "comment": comment, "approvals": count, "requiredApprovals": patch.required_approvals}
+    await patches.record(session=session, patch=patch, action=kind.value, actor=actor, details=details)
+    return patch
+
+
+async def reject(
+    *, session: AsyncSession, actor: Actor, patch_id: str, reason: str, comment: str | None = None, expected_version: int | None = None
+) -> Patch:
+    actor.require("decide", "rejecting a patch")
+    reason, comment = _reason(reason), _comment(comment)
+    patch = await _decide(session=session, actor=actor, patch_id=patch_id, target=PatchStatus.REJECTED, expected_version=expected_version)
+    _require_decider(actor, patch, "rejecting this patch")
+    previous = patch.status
+    _finalize(patch, actor, PatchStatus.REJECTED, reason=reason, comment=comment)
+    details = {"from": previous, "reason": reason, "comment": comment}
+    await patches.record(session=session, patch=patch, action=PatchEventKind.REJECTED.value, actor=actor, details=details)
+    return patch
+
+
+async def escalate(*, session: AsyncSession, actor: Actor, patch_id: str, reason: str, expected_version: int | None = None) -> Patch:
+    actor.require("escalate", "escalating a patch")
+    reason = _reason(reason)
+    patch = await _decide(session=session, actor=actor, patch_id=patch_id, target=PatchStatus.ESCALATED, expected_version=expected_version)
+    if patch.requires_escalation and not actor.can("decide_escalated"):
+        raise Forbidden("this patch requires escalation: only a LEAD or ADMIN may act on it")
+    patch.status, patch.reason = PatchStatus.ESCALATED.value, reason
+    await patches.record(
+        session=session, patch=patch, action=PatchEventKind.ESCALATED.value, actor=actor, details={"from": PatchStatus.PENDING.value, "reason": reason}
+    )
+    return patch
+
+
+async def cancel(*, session: AsyncSession, actor: Actor, patch_id: str, reason: str) -> Patch:
+    actor.require("cancel", "cancelling a patch")
+    reason = _reason(reason)
+    patch = await _decide(session=session, actor=actor, patch_id=patch_id, target=PatchStatus.CANCELLED, expected_version=None)
+    previous = patch.status
+    _finalize(patch, actor, PatchStatus.CANCELLED, reason=reason)
+    await patches.record(session=session, patch=patch, action=PatchEventKind.CANCELLED.value, actor=actor, details={"from": previous, "reason": reason})
+    return patch
+
+
+async def record_outcome(*, session: AsyncSession, actor: Actor, patch_id: str, success: bool, details: str | None = None) -> Patch:
+    """The deployer's report for an approved or auto-approved patch: at most once, the strongest label."""
+    actor.require("record_evidence", "recording a deployment outcome")
+    details = text_field(details, field="details", max_length=LIMITS["reason"], multiline=True)
+    patch = await patches.lock(session=session, patch_id=patch_id)
+    if patch.status not in {status.value for status in APPROVED_STATUSES}:
+        raise patches.conflict(patch, f"a {patch.status} patch was never approved: no deployment outcome to record")
+    if patch.deployment_outcome is not None:
+        raise patches.conflict(patch, "the deployment outcome of this patch is already recorded")
+    patch.deployment_outcome, patch.outcome_details, patch.outcome_at = bool(success), details, utcnow()
+    await patches.record(
+        session=session, patch=patch, action=PatchEventKind.OUTCOME_RECORDED.value, actor=actor, details={"success": bool(success), "details": details}
+    )
+    return patch

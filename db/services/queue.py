@@ -1,0 +1,138 @@
+"""The pending queue and the filtered patch listing, both with keyset pagination."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy import and_, func, literal, or_, tuple_
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.enums import OPEN_STATUSES, PRIORITY_RANK, PatchStatus, Priority, Severity, SlaStatus
+from db.models import Patch
+from db.services import cursors
+from db.services.errors import BadUserInput
+from db.services.validation import page_size, text_field
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    cursors: list[str]
+    has_next_page: bool
+    total_count: int
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+@dataclass
+class PendingFilter:
+    priority: Sequence[str] = ()
+    severity: Sequence[str] = ()
+    package_name: str | None = None
+    cve_id: str | None = None
+    sla_status: str | None = None
+
+
+@dataclass
+class PatchFilter:
+    status: Sequence[str] = ()
+    severity: Sequence[str] = ()
+    decided_by: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _enum_values(values: Sequence[str], enum: type, field_name: str) -> list[str]:
+    try:
+        return [enum(value).value for value in values]
+    except ValueError:
+        raise BadUserInput(f"unknown {field_name} value", field=field_name) from None
+
+
+def _sla_condition(status: str, now: datetime):  # noqa: ANN202 - SQL expression
+    breached = and_(Patch.sla_deadline.is_not(None), or_(Patch.sla_deadline < now, Patch.sla_breached_at.is_not(None)))
+    if status == SlaStatus.BREACHED.value:
+        return breached
+    if status == SlaStatus.AT_RISK.value:
+        return and_(~breached, Patch.sla_at_risk_at <= now)
+    if status == SlaStatus.OK.value:
+        return or_(Patch.sla_deadline.is_(None), and_(~breached, Patch.sla_at_risk_at > now))
+    raise BadUserInput("unknown slaStatus value", field="slaStatus")
+
+
+def _pending_conditions(flt: PendingFilter, now: datetime) -> list:
+    conditions = [Patch.status.in_([status.value for status in OPEN_STATUSES])]
+    if flt.priority:
+        ranks = [PRIORITY_RANK[Priority(value)] for value in _enum_values(flt.priority, Priority, "priority")]
+        conditions.append(Patch.priority_rank.in_(ranks))
+    if flt.severity:
+        conditions.append(Patch.severity.in_(_enum_values(flt.severity, Severity, "severity")))
+    if flt.package_name is not None:
+        conditions.append(Patch.package_name == text_field(flt.package_name, field="packageName", max_length=214))
+    if flt.cve_id is not None:
+        conditions.append(Patch.cve_id == text_field(flt.cve_id, field="cveId", max_length=64).upper())
+    if flt.sla_status is not None:
+        conditions.append(_sla_condition(flt.sla_status, now))
+    return conditions
+
+
+def _typed(column, value):  # noqa: ANN001, ANN202 - bind with the column's own type (UTC, UUID storage)
+    return literal(value, type_=column.type)
+
+
+def pending_cursor(patch: Patch) -> str:
+    return cursors.encode(patch.priority_rank, patch.created_at, patch.id)
+
+
+async def pending_page(
+    *, session: AsyncSession, first: int | None = 50, after: str | None = None, flt: PendingFilter | None = None, now: datetime
+) -> Page[Patch]:
+    """PENDING and ESCALATED patches, CRITICAL→LOW, oldest first, then id (served by ix_patches_pending_queue)."""
+    limit = page_size(first)
+    conditions = _pending_conditions(flt or PendingFilter(), now)
+    total = (await session.exec(select(func.count()).select_from(Patch).where(*conditions))).one()
+    if after is not None:
+        rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
+        conditions.append(tuple_(Patch.priority_rank, Patch.created_at, Patch.id)
+            > tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id)))
+    statement = select(Patch).where(*conditions).order_by(Patch.priority_rank, Patch.created_at, Patch.id).limit(limit + 1)
+    rows = list((await session.exec(statement)).all())
+    items = rows[:limit]
+    return Page(items=items, cursors=[pending_cursor(patch) for patch in items], has_next_page=len(rows) > limit, total_count=total)
+
+
+async def pending_count(*, session: AsyncSession) -> int:
+    return (await session.exec(select(func.count()).select_from(Patch).where(Patch.status.in_([s.value for s in OPEN_STATUSES])))).one()
+
+
+async def patch_page(*, session: AsyncSession, first: int | None = 50, after: str | None = None, flt: PatchFilter | None = None) -> Page[Patch]:
+    """All patches, newest first, then id."""
+    flt = flt or PatchFilter()
+    limit = page_size(first)
+    conditions = []
+    if flt.status:
+        conditions.append(Patch.status.in_(_enum_values(flt.status, PatchStatus, "status")))
+    if flt.severity:
+        conditions.append(Patch.severity.in_(_enum_values(flt.severity, Severity, "severity")))
+    if flt.decided_by is not None:
+        conditions.append(Patch.decided_by == text_field(flt.decided_by, field="decidedBy", max_length=200))
+    if flt.created_after is not None:
+        conditions.append(Patch.created_at >= flt.created_after)
+    if flt.created_before is not None:
+        conditions.append(Patch.created_at < flt.created_before)
+    total = (await session.exec(select(func.count()).select_from(Patch).where(*conditions))).one()
+    if after is not None:
+        created_at, last_id = cursors.decode(after, kinds=(datetime, uuid.UUID))
+        conditions.append(tuple_(Patch.created_at, Patch.id) < tuple_(_typed(Patch.created_at, created_at), _typed(Patch.id, last_id)))
+    statement = select(Patch).where(*conditions).order_by(Patch.created_at.desc(), Patch.id.desc()).limit(limit + 1)
+    rows = list((await session.exec(statement)).all())
+    items = rows[:limit]
+    page_cursors = [cursors.encode(patch.created_at, patch.id) for patch in items]
+    return Page(items=items, cursors=page_cursors, has_next_page=len(rows) > limit, total_count=total)

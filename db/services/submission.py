@@ -1,0 +1,209 @@
+"""Patches entering the queue and the evidence recorded on them (wargaming, model prediction)."""
+
+import math
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.enums import PRIORITY_RANK, PatchEventKind, PatchStatus, Priority
+from db.models import Patch
+from db.services import audit, auto_approval, patches, validation
+from db.services.actor import Actor
+from db.services.auto_approval import ActiveModel
+from db.services.errors import BadUserInput
+from db.services.policy import AT_RISK_FRACTION, Policy, required_approvals, sla_deadline
+from db.types import utcnow
+
+MAX_SHAP_VALUES = 500
+
+
+@dataclass
+class WargamingData:
+    phase1_success: bool
+    phase2_success: bool
+    validation_passed: bool
+    execution_time_ms: int
+    error_message: str | None = None
+    exploit_id: str | None = None
+
+    def validated(self) -> dict:
+        validation.int_range(self.execution_time_ms, field="executionTimeMs", low=0, high=validation.MAX_EXECUTION_MS)
+        return {
+            "phase1Success": bool(self.phase1_success),
+            "phase2Success": bool(self.phase2_success),
+            "validationPassed": bool(self.validation_passed),
+            "executionTimeMs": self.execution_time_ms,
+            "errorMessage": validation.text_field(self.error_message, field="errorMessage", max_length=4000, multiline=True),
+            "exploitId": validation.text_field(self.exploit_id, field="exploitId", max_length=200),
+        }
+
+
+@dataclass
+class PredictionData:
+    model_version: str
+    confidence: float
+    prediction: bool
+    execution_time_ms: float = 0.0
+    shap_values: list[tuple[str, float]] = field(default_factory=list)
+
+    def validated(self) -> dict:
+        validation.text_field(self.model_version, field="modelVersion", max_length=64, required=True)
+        if not (isinstance(self.confidence, (int, float)) and 0.0 <= self.confidence <= 1.0):
+            raise BadUserInput("confidence must be between 0 and 1", field="confidence")
+        if not math.isfinite(self.execution_time_ms) or self.execution_time_ms < 0:
+            raise BadUserInput("executionTimeMs must be a non-negative number", field="executionTimeMs")
+        if len(self.shap_values) > MAX_SHAP_VALUES:
+            raise BadUserInput(f"shapValues has more than {MAX_SHAP_VALUES} items", field="shapValues")
+        shap = []
+        for name, value in self.shap_values:
+            validation.text_field(name, field="shapValues", max_length=200, required=True)
+            if not math.isfinite(value):
+                raise BadUserInput("shapValues must be finite numbers", field="shapValues")
+            shap.append({"feature": name, "value": float(value)})
+        return {
+            "modelVersion": self.model_version,
+            "confidence": float(self.confidence),
+            "prediction": bool(self.prediction),
+            "shapValues": shap,
+            "executionTimeMs": float(self.execution_time_ms),
+            "source": "upstream",
+        }
+
+
+@dataclass
+class SubmitPatchData:
+    patch_id: str
+    apv_id: str
+    package_name: str
+    current_version: str
+    target_version: str
+    cve_id: str | None = None
+    severity: str | None = None
+    cvss_score: float | None = None
+    cvss_vector: str | None = None
+    cwe_ids: list[str] = field(default_factory=list)
+    affected_systems: list[str] = field(default_factory=list)
+    patch_size_lines: int = 0
+    diff: str | None = None
+    priority: str | None = None
+    ml_prediction: PredictionData | None = None
+    wargaming: WargamingData | None = None
+
+
+def _build(data: SubmitPatchData, *, actor: Actor, policy: Policy) -> Patch:
+    limits = validation.LIMITS
+    upstream_id = validation.text_field(data.patch_id, field="patchId", max_length=limits["identifier"], required=True).strip()
+    package = validation.text_field(data.package_name, field="packageName", max_length=limits["package"], required=True).strip()
+    current = validation.text_field(data.current_version, field="currentVersion", max_length=limits["version"], required=True).strip()
+    target = validation.text_field(data.target_version, field="targetVersion", max_length=limits["version"], required=True).strip()
+    scored = validation.severity_and_score(severity=data.severity, score=data.cvss_score, vector=data.cvss_vector)
+    try:
+        priority = Priority(data.priority) if data.priority is not None else Priority(scored.severity.value)
+    except ValueError:
+        raise BadUserInput(f"unknown priority {data.priority!r}", field="priority") from None
+    now = utcnow()
+    deadline = sla_deadline(policy, priority.value, now)
+    return Patch(
+        id=uuid.uuid4(),
+        patch_id=upstream_id,
+        apv_id=validation.text_field(data.apv_id, field="apvId", max_length=limits["identifier"], required=True).strip(),
+        cve_id=validation.cve_id(data.cve_id),
+        package_name=package,
+        current_version=current,
+        target_version=target,
+        version_bump=validation.version_bump(current, target).value,
+        severity=scored.severity.value,
+        cvss_score=scored.score,
+        cvss_vector=scored.vector,
+        cwe_ids=validation.text_list(data.cwe_ids, field="cweIds", max_length=16, pattern=validation.CWE_PATTERN),
+        affected_systems=validation.text_list(data.affected_systems, field="affectedSystems", max_length=limits["short_text"]),
+        patch_size_lines=validation.int_range(
+            data.patch_size_lines or 0, field="patchSizeLines", low=0, high=validation.MAX_PATCH_SIZE_LINES
+        ),
+        diff=validation.text_field(data.diff, field="diff", max_length=limits["diff"], multiline=True),
+        priority=priority.value,
+        priority_rank=PRIORITY_RANK[priority],
+        status=PatchStatus.PENDING.value,
+        ml_prediction=data.ml_prediction.validated() if data.ml_prediction else None,
+        wargaming=data.wargaming.validated() if data.wargaming else None,
+        submitted_by=actor.subject,
+        created_at=now,
+        updated_at=now,
+        sla_deadline=deadline,
+        sla_at_risk_at=(now + (deadline - now) * AT_RISK_FRACTION) if deadline else None,
+        version=1,
+        required_approvals=required_approvals(policy, scored.severity.value),
+    )
+
+
+async def _insert_if_new(session: AsyncSession, patch: Patch) -> bool:
+    """INSERT ... ON CONFLICT (patch_id) DO NOTHING: concurrent duplicates create exactly one row."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    values = {column.name: getattr(patch, column.name) for column in Patch.__table__.columns}
+    statement = insert(Patch).values(**values).on_conflict_do_nothing(index_elements=["patch_id"]).returning(Patch.id)
+    return (await session.exec(statement)).first() is not None
+
+
+async def submit(
+    *, session: AsyncSession, actor: Actor, data: SubmitPatchData, policy: Policy, model: ActiveModel | None = None
+) -> tuple[Patch, bool]:
+    """Queue a patch; idempotent on patchId. Returns (patch, created)."""
+    actor.require("submit", "submitting a patch")
+    candidate = _build(data, actor=actor, policy=policy)
+    existing = await patches.get_by_patch_id(session=session, upstream_id=candidate.patch_id)
+    if existing is not None:
+        return existing, False
+    if candidate.ml_prediction is None and model is not None:
+        candidate.ml_prediction = model.predict(candidate)
+    if not await _insert_if_new(session, candidate):
+        return await patches.get_by_patch_id(session=session, upstream_id=candidate.patch_id), False
+    patch = await patches.lock(session=session, patch_id=candidate.id)
+    await audit.append(
+        session=session,
+        decision_id=patch.id,
+        action=PatchEventKind.SUBMITTED.value,
+        actor=actor,
+        details={
+            "patchId": patch.patch_id,
+            "status": patch.status,
+            "version": patch.version,
+            "packageName": patch.package_name,
+            "fromVersion": patch.current_version,
+            "toVersion": patch.target_version,
+            "severity": patch.severity,
+            "priority": patch.priority,
+            "cveId": patch.cve_id,
+        },
+    )
+    await _settle(session=session, patch=patch, policy=policy, model=model)
+    return patch, True
+
+
+async def _settle(*, session: AsyncSession, patch: Patch, policy: Policy, model: ActiveModel | None) -> None:
+    """Refresh derived flags; they are part of the change just recorded, so no version bump of their own."""
+    if not await auto_approval.reevaluate(session=session, patch=patch, policy=policy, model=model):
+        session.add(patch)
+        await session.flush()
+
+
+async def record_wargaming(
+    *, session: AsyncSession, actor: Actor, patch_id: str, data: WargamingData, policy: Policy, model: ActiveModel | None = None
+) -> Patch:
+    actor.require("record_evidence", "recording a wargaming result")
+    result = data.validated()
+    patch = await patches.lock(session=session, patch_id=patch_id)
+    patches.require_open(patch, "record a wargaming result")
+    previous = patch.wargaming
+    patch.wargaming = result
+    await patches.record(
+        session=session,
+        patch=patch,
+        action=PatchEventKind.WARGAMING_RECORDED.value,
+        actor=actor,
+        details={"wargaming": result, "replaced": previous},
+    )
+    await _settle(session=session, patch=patch, policy=policy, model=model)
+    return patch
