@@ -1,0 +1,149 @@
+"""Credentials → Actor. JWTs via joserfc (the JOSE implementation authlib 1.9 delegates to and recommends).
+
+HS256 with the configured secret, or RS256/ES256 against a JWKS (file or URL); `exp` is required,
+`iss`/`aud` are checked when configured, with a clock-skew leeway. `X-API-Key` is the SERVICE key.
+"""
+
+import hmac
+import json
+import re
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OctKey
+from joserfc.jwt import JWTClaimsRegistry
+
+from db.enums import Role
+from db.services.actor import Actor
+from db.services.errors import Unauthenticated
+from graphql_api.config import Settings
+
+API_KEY_SUBJECT = "service:internal"
+ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+JWKS_CACHE_SECONDS = 300
+MAX_TOKEN_LENGTH = 8192
+_TTL = re.compile(r"^(\d+)([smhd]?)$")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(value: str) -> int:
+    match = _TTL.match(value.strip().lower())
+    if not match:
+        raise ValueError(f"invalid TTL {value!r}: use e.g. 3600, 30m, 1h, 7d")
+    return int(match.group(1)) * _TTL_UNITS[match.group(2)]
+
+
+def parse_roles(values: object) -> frozenset[Role]:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list):
+        return frozenset()
+    known = {role.value for role in Role}
+    return frozenset(Role(str(value).upper()) for value in values if str(value).upper() in known)
+
+
+def mint_token(*, secret: str, subject: str, roles: list[str], ttl_seconds: int, issuer: str | None = None, audience: str | None = None) -> str:
+    now = int(time.time())
+    claims = {"sub": subject, "roles": sorted(role.value for role in parse_roles(roles)), "iat": now, "exp": now + ttl_seconds}
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode({"alg": "HS256", "typ": "JWT"}, claims, OctKey.import_key(secret))
+
+
+@dataclass(frozen=True)
+class Credential:
+    actor: Actor
+    expires_at: float | None  # epoch seconds; None for the API key
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._secret = OctKey.import_key(settings.jwt_secret.get_secret_value()) if settings.jwt_secret else None
+        self._api_key = settings.internal_api_key.get_secret_value().encode() if settings.internal_api_key else None
+        self._jwks: KeySet | None = None
+        self._jwks_loaded_at = 0.0
+        self._lock = threading.Lock()
+        claims = {"exp": {"essential": True}, "sub": {"essential": True}}
+        if settings.jwt_issuer:
+            claims["iss"] = {"essential": True, "value": settings.jwt_issuer}
+        if settings.jwt_audience:
+            claims["aud"] = {"essential": True, "value": settings.jwt_audience}
+        self._registry = JWTClaimsRegistry(leeway=settings.jwt_leeway_seconds, **claims)
+
+    def _keyset(self) -> KeySet | None:
+        settings = self._settings
+        if not (settings.jwks_file or settings.jwks_url):
+            return None
+        with self._lock:
+            if self._jwks is None or time.monotonic() - self._jwks_loaded_at > JWKS_CACHE_SECONDS:
+                if settings.jwks_file:
+                    with open(settings.jwks_file, encoding="utf-8") as handle:
+                        document = json.load(handle)
+                else:
+                    with urllib.request.urlopen(settings.jwks_url, timeout=5) as response:  # noqa: S310 - operator-configured URL
+                        document = json.load(response)
+                self._jwks, self._jwks_loaded_at = KeySet.import_key_set(document), time.monotonic()
+            return self._jwks
+
+    def verify_token(self, token: str) -> Credential:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("invalid token")
+        try:
+            decoded = self._decode(token)
+            self._registry.validate(decoded.claims)
+        except (JoseError, ValueError, KeyError, OSError) as exc:
+            raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+        claims = decoded.claims
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > 200:
+            raise Unauthenticated("invalid token: bad subject")
+        return Credential(Actor(subject=subject, roles=parse_roles(claims.get("roles", []))), float(claims["exp"]))
+
+    def _decode(self, token: str):  # noqa: ANN202
+        keyset = self._keyset()
+        if keyset is not None:
+            try:
+                return jwt.decode(token, keyset, algorithms=ASYMMETRIC_ALGORITHMS)
+            except JoseError:
+                if self._secret is None:
+                    raise
+        if self._secret is None:
+            raise ValueError("no verification key configured")
+        return jwt.decode(token, self._secret, algorithms=["HS256"])
+
+    def verify_api_key(self, key: str) -> Credential:
+        if self._api_key is None or not hmac.compare_digest(key.encode(), self._api_key):
+            raise Unauthenticated("invalid API key")
+        return Credential(Actor(subject=API_KEY_SUBJECT, roles=frozenset({Role.SERVICE})), None)
+
+    def from_headers(self, authorization: str | None, api_key: str | None) -> Credential:
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("Authorization must be 'Bearer <token>'")
+            return self.verify_token(token.strip())
+        if api_key:
+            return self.verify_api_key(api_key)
+        raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>' or 'X-API-Key'")
+
+    def from_connection_params(self, params: object) -> Credential:
+        """WebSocket connection_init payload: {"Authorization": "Bearer ..."} or {"token": "..."}."""
+        if not isinstance(params, dict):
+            raise Unauthenticated("missing credentials in connection_init")
+        authorization = params.get("Authorization") or params.get("authorization")
+        token = params.get("token")
+        if isinstance(authorization, str):
+            return self.from_headers(authorization, None)
+        if isinstance(token, str):
+            return self.verify_token(token)
+        api_key = params.get("X-API-Key") or params.get("x-api-key")
+        if isinstance(api_key, str):
+            return self.verify_api_key(api_key)
+        raise Unauthenticated("missing credentials in connection_init")

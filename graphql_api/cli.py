@@ -1,0 +1,111 @@
+"""`hitl` command line: serve, db upgrade, token, demo, ml train, export-schema."""
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from graphql_api.config import Settings
+
+app = typer.Typer(help="HITL Patch Service", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database commands", no_args_is_help=True)
+ml_app = typer.Typer(help="Model commands", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(ml_app, name="ml")
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (HITL_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (HITL_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (HITL_WORKERS)")] = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Embedded database, generated secret, demo data, printed tokens")] = False,
+) -> None:
+    """Run the API server (uvicorn)."""
+    from graphql_api.server import run
+
+    run(_settings(host=host, port=port, workers=workers, dev=dev or None))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Apply the database migrations."""
+    from db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option("--sub", help="Subject (who)")],
+    role: Annotated[list[str], typer.Option("--role", help="Role: viewer, reviewer, lead, admin, service (repeatable)")],
+    ttl: Annotated[str, typer.Option(help="Lifetime, e.g. 3600, 30m, 1h, 7d")] = "1h",
+) -> None:
+    """Print a token signed with the configured HITL_JWT_SECRET."""
+    from graphql_api.auth import mint_token, parse_roles, parse_ttl
+
+    settings = _settings()
+    if settings.jwt_secret is None:
+        raise typer.BadParameter("HITL_JWT_SECRET is not set", param_hint="HITL_JWT_SECRET")
+    unknown = [value for value in role if not parse_roles([value])]
+    if unknown:
+        raise typer.BadParameter(f"unknown role(s): {', '.join(unknown)}", param_hint="--role")
+    try:
+        seconds = parse_ttl(ttl)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ttl") from None
+    typer.echo(
+        mint_token(
+            secret=settings.jwt_secret.get_secret_value(),
+            subject=sub,
+            roles=role,
+            ttl_seconds=seconds,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    )
+
+
+@app.command()
+def demo(
+    count: Annotated[int, typer.Option(help="Number of synthetic patches")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+) -> None:
+    """Load SYNTHETIC demo data (clearly marked) into the configured database."""
+    from db.demo_data import load_demo
+
+    settings = _settings()
+    summary = asyncio.run(load_demo(settings, count=count, seed=seed))
+    typer.echo(summary)
+
+
+@ml_app.command("train")
+def ml_train() -> None:
+    """Train a model on the decision history, store it and activate it."""
+    from ml.service import train_and_activate_cli
+
+    settings = _settings()
+    typer.echo(asyncio.run(train_and_activate_cli(settings)))
+
+
+@app.command("export-schema")
+def export_schema(output: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None) -> None:
+    """Print the GraphQL SDL served by this build."""
+    from graphql_api.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if output is None:
+        typer.echo(sdl, nl=False)
+    else:
+        output.write_text(sdl, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    app()
