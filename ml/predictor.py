@@ -11,8 +11,9 @@ Semantics of the returned dict (the MlPrediction of API.md, plus "bias"):
   p = sigmoid(margin).
 - "executionTimeMs": wall time of feature extraction + prediction + explanation.
 
-Loading never unpickles anything: the artifact is xgboost UBJSON. A Predictor is cheap to call from
-several threads (the booster is only read).
+Loading never unpickles anything: the artifact is xgboost UBJSON. A Predictor may be called from
+several threads at once: xgboost (>= 1.4) documents prediction, SHAP included, as thread-safe for tree
+models, provided nothing changes the booster meanwhile; its parameters are set once, at load.
 """
 
 from __future__ import annotations
