@@ -318,6 +318,31 @@ def test_config_and_no_committed_secrets(overlay):
     assert find_all(docs, "Secret") == []
 
 
+def test_configmap_keys_are_settings_the_app_reads():
+    """Every ConfigMap key (and every env var set on a container) is a setting the service reads."""
+    try:
+        from graphql_api.config import Settings
+    except ImportError as exc:  # the settings class is the app's, see DESIGN.md item 6
+        pytest.fail(f"cannot import graphql_api.config.Settings: {exc}")
+    prefix = Settings.model_config.get("env_prefix", "")
+    known = set()
+    for name, info in Settings.model_fields.items():
+        known.add((prefix + name).upper())
+        alias = info.validation_alias
+        for choice in getattr(alias, "choices", [alias] if isinstance(alias, str) else []):
+            if isinstance(choice, str):
+                known.add(choice.upper())
+    for overlay in OVERLAYS:
+        docs = build_overlay(overlay)
+        unknown = set(_config(docs)["data"]) - known
+        assert not unknown, f"{overlay} ConfigMap sets keys the app does not read: {unknown}"
+        for workload in (find(docs, "Deployment"), find(docs, "CronJob")):
+            pod = _pod_spec(workload)
+            for c in pod.get("initContainers", []) + pod["containers"]:
+                names = {e["name"] for e in c.get("env", [])} - {"HOME"}
+                assert names <= known, f"{c['name']} sets unknown settings {names - known}"
+
+
 def test_overlays_differ_where_promised():
     staging, production = (build_overlay(o) for o in OVERLAYS)
     def image(docs):
