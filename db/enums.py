@@ -60,7 +60,6 @@ class PatchEventKind(str, Enum):
     COMMENTED = "COMMENTED"
     SLA_BREACHED = "SLA_BREACHED"
     OUTCOME_RECORDED = "OUTCOME_RECORDED"
-    PREDICTION_RECORDED = "PREDICTION_RECORDED"
 
 
 class SystemAction(str, Enum):

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.enums import PatchStatus
 from db.models import Patch
+from db.services.validation import aware
 
 # Human decisions: the time a reviewer took. Auto-approvals are instant and would hide reviewer lag.
 HUMAN_DECISIONS = (PatchStatus.APPROVED.value, PatchStatus.REJECTED.value)
@@ -46,9 +47,9 @@ def _ratio(part: int, whole: int) -> float:
 async def summary(*, session: AsyncSession, since: datetime | None = None, until: datetime | None = None, now: datetime) -> Summary:
     window = []
     if since is not None:
-        window.append(Patch.created_at >= since)
+        window.append(Patch.created_at >= aware(since, field="since"))
     if until is not None:
-        window.append(Patch.created_at < until)
+        window.append(Patch.created_at < aware(until, field="until"))
     counts = dict((await session.exec(select(Patch.status, func.count()).where(*window).group_by(Patch.status))).all())
     count = lambda status: int(counts.get(status.value, 0))  # noqa: E731
 

@@ -13,7 +13,7 @@ from db.models import AuditEntry
 from db.services import cursors
 from db.services.patches import parse_id
 from db.services.queue import Page
-from db.services.validation import page_size, text_field
+from db.services.validation import aware, page_size, text_field
 
 
 @dataclass
@@ -45,9 +45,9 @@ async def page(*, session: AsyncSession, first: int | None = 100, after: str | N
     if flt.action is not None:
         conditions.append(AuditEntry.action == text_field(flt.action, field="action", max_length=64))
     if flt.since is not None:
-        conditions.append(AuditEntry.at >= flt.since)
+        conditions.append(AuditEntry.at >= aware(flt.since, field="since"))
     if flt.until is not None:
-        conditions.append(AuditEntry.at < flt.until)
+        conditions.append(AuditEntry.at < aware(flt.until, field="until"))
     total = (await session.exec(select(func.count()).select_from(AuditEntry).where(*conditions))).one()
     if after is not None:
         conditions.append(AuditEntry.seq > seq_from_cursor(after))

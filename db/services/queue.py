@@ -14,7 +14,9 @@ from db.enums import OPEN_STATUSES, PRIORITY_RANK, PatchStatus, Priority, Severi
 from db.models import Patch
 from db.services import cursors
 from db.services.errors import BadUserInput
-from db.services.validation import page_size, text_field
+from db.services.validation import aware, int_range, page_size, text_field
+
+MAX_OFFSET = 1_000_000
 
 T = TypeVar("T")
 
@@ -92,17 +94,26 @@ def pending_cursor(patch: Patch) -> str:
 
 
 async def pending_page(
-    *, session: AsyncSession, first: int | None = 50, after: str | None = None, flt: PendingFilter | None = None, now: datetime
+    *,
+    session: AsyncSession,
+    first: int | None = 50,
+    after: str | None = None,
+    offset: int = 0,
+    flt: PendingFilter | None = None,
+    now: datetime,
 ) -> Page[Patch]:
-    """PENDING and ESCALATED patches, CRITICAL→LOW, oldest first, then id (served by ix_patches_pending_queue)."""
+    """PENDING and ESCALATED patches, CRITICAL→LOW, oldest first, then id (served by ix_patches_pending_queue).
+
+    `after` (keyset) is the stable way to page; `offset` exists for the REST alias."""
     limit = page_size(first)
+    offset = int_range(offset, field="offset", low=0, high=MAX_OFFSET)
     conditions = _pending_conditions(flt or PendingFilter(), now)
     total = (await session.exec(select(func.count()).select_from(Patch).where(*conditions))).one()
     if after is not None:
         rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
         conditions.append(tuple_(Patch.priority_rank, Patch.created_at, Patch.id)
             > tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id)))
-    statement = select(Patch).where(*conditions).order_by(Patch.priority_rank, Patch.created_at, Patch.id).limit(limit + 1)
+    statement = select(Patch).where(*conditions).order_by(Patch.priority_rank, Patch.created_at, Patch.id).offset(offset).limit(limit + 1)
     rows = list((await session.exec(statement)).all())
     items = rows[:limit]
     return Page(items=items, cursors=[pending_cursor(patch) for patch in items], has_next_page=len(rows) > limit, total_count=total)
@@ -124,9 +135,9 @@ async def patch_page(*, session: AsyncSession, first: int | None = 50, after: st
     if flt.decided_by is not None:
         conditions.append(Patch.decided_by == text_field(flt.decided_by, field="decidedBy", max_length=200))
     if flt.created_after is not None:
-        conditions.append(Patch.created_at >= flt.created_after)
+        conditions.append(Patch.created_at >= aware(flt.created_after, field="createdAfter"))
     if flt.created_before is not None:
-        conditions.append(Patch.created_at < flt.created_before)
+        conditions.append(Patch.created_at < aware(flt.created_before, field="createdBefore"))
     total = (await session.exec(select(func.count()).select_from(Patch).where(*conditions))).one()
     if after is not None:
         created_at, last_id = cursors.decode(after, kinds=(datetime, uuid.UUID))

@@ -157,7 +157,7 @@ async def submit(
     if existing is not None:
         return existing, False
     if candidate.ml_prediction is None and model is not None:
-        candidate.ml_prediction = model.predict(candidate)
+        candidate.ml_prediction = {**model.predict(candidate), "source": "model"}
     if not await _insert_if_new(session, candidate):
         return await patches.get_by_patch_id(session=session, upstream_id=candidate.patch_id), False
     patch = await patches.lock(session=session, patch_id=candidate.id)

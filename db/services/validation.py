@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
@@ -156,3 +157,12 @@ def version_bump(current: str, target: str) -> VersionBump:
     if new.micro != old.micro:
         return VersionBump.PATCH
     return VersionBump.OTHER
+
+
+def aware(moment: datetime | None, *, field: str) -> datetime | None:
+    """Timestamps from clients must carry an offset; they are compared in UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise BadUserInput(f"{field} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)", field=field)
+    return moment.astimezone(timezone.utc)

@@ -1,0 +1,155 @@
+"""create_app(settings): FastAPI + GraphQL router + /health /ready /metrics + REST aliases."""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import text
+from starlette.requests import HTTPConnection
+
+from db.engine import Database
+from db.migrate import current_revision, head_revision
+from db.services import sla
+from db.services.errors import Unauthenticated
+from db.types import utcnow
+from graphql_api import rest
+from graphql_api.auth import Authenticator
+from graphql_api.config import Settings
+from graphql_api.context import Context, Services
+from graphql_api.http_router import HttpGraphQLRouter
+from graphql_api.limits import BodySizeLimit, RequestContext
+from graphql_api.metrics import Metrics
+from graphql_api.schema import build_schema
+from ml.service import ModelHolder
+
+log = logging.getLogger("hitl.app")
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def build_services(settings: Settings) -> Services:
+    if not settings.dev and (problem := settings.secret_problem()):
+        raise ConfigurationError(f"refusing to start: {problem}")
+    db = Database.from_url(settings.effective_database_url, pool_min=settings.db_pool_min_size, pool_max=settings.db_pool_max_size)
+    return Services(
+        settings=settings,
+        db=db,
+        policy=settings.policy(),
+        models=ModelHolder(),
+        metrics=Metrics(cache_seconds=settings.metrics_cache_seconds),
+        authenticator=Authenticator(settings),
+    )
+
+
+async def _sla_watcher(services: Services) -> None:
+    """Appends SLA_BREACHED once per patch; safe with any number of replicas (rows are claimed under lock)."""
+    while True:
+        try:
+            async with services.db.write() as session:
+                await sla.mark_breaches(session=session, policy=services.policy, now=utcnow())
+        except Exception:  # noqa: BLE001 - keep watching; the database may come back
+            log.warning("SLA check failed", exc_info=True)
+        await asyncio.sleep(services.settings.sla_check_interval_seconds)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await services.models.refresh(services.db)
+        except Exception:  # noqa: BLE001 - serve without a model; /ready reports the database
+            log.warning("could not load the active model", exc_info=True)
+        watcher = asyncio.create_task(_sla_watcher(services))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await services.db.dispose()
+
+    async def get_context(connection: HTTPConnection) -> Context:
+        credential, error = None, None
+        if connection.scope["type"] == "http":
+            try:
+                credential = services.authenticator.from_headers(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
+            except Unauthenticated as exc:
+                error = exc
+            if credential is not None:
+                structlog.contextvars.bind_contextvars(subject=credential.actor.subject)
+        return Context(
+            services=services,
+            credential=credential,
+            auth_error=error,
+            client_ip=connection.client.host if connection.client else None,
+            user_agent=(connection.headers.get("user-agent") or "")[:512] or None,
+            request_id=connection.scope.get("state", {}).get("request_id") or uuid.uuid4().hex,
+        )
+
+    app = FastAPI(title="HITL Patch Service", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    router = HttpGraphQLRouter(
+        build_schema(settings),
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allowed_origins=settings.ws_allowed_origins,
+    )
+    app.include_router(router, prefix="/graphql")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        try:
+            async with services.db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+                revision = await current_revision(connection)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            services.metrics.db_up.set(0)
+            return JSONResponse({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}, status_code=503)
+        services.metrics.db_up.set(1)
+        if revision != head_revision():
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"migrations not at head (database {revision}, code {head_revision()}): run 'hitl db upgrade'"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "revision": revision})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        await services.metrics.refresh(services.db)
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(rest.router(services))
+    Instrumentator(registry=services.metrics.registry, excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers (settings from the environment)."""
+    return create_app(Settings())

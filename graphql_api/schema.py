@@ -1,0 +1,34 @@
+"""The strawberry schema: queries, mutations, subscriptions and the guarding extensions."""
+
+import strawberry
+from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
+from strawberry.schema.config import StrawberryConfig
+
+from graphql_api.complexity import complexity_rule
+from graphql_api.config import Settings
+from graphql_api.errors import CodedErrors
+from graphql_api.mutations import Mutation
+from graphql_api.queries import Query
+
+MAX_TOKENS = 5_000
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    rule = complexity_rule(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases, max_cost=settings.max_query_cost)
+    extensions = [
+        CodedErrors,
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules([rule]),
+    ]
+    if not settings.graphql_introspection:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(batching_config={"max_operations": settings.max_batch_size}),
+    )
+
+
+# For `strawberry export-schema graphql_api.schema:schema` and the drift test: the SDL does not depend on settings.
+schema = build_schema(Settings(_env_file=None))
