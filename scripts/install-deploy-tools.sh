@@ -31,6 +31,13 @@ fi
 
 # A real interpreter path (not a pyenv shim) so the venvs keep working.
 PYTHON="$(python3 -c 'import sys; print(sys.executable)')"
+# uv when there is one (faster; scripts/_uv.sh installs it as a module), else venv + pip.
+UV=()
+if command -v uv >/dev/null 2>&1; then
+  UV=(uv)
+elif python3 -m uv --version >/dev/null 2>&1; then
+  UV=(python3 -m uv)
+fi
 
 # install_pip_tool NAME VERSION: NAME==VERSION into $TOOLS/NAME (its own venv).
 install_pip_tool() {
@@ -41,10 +48,10 @@ install_pip_tool() {
   fi
   log "installing $name==$version into $venv"
   rm -rf "$venv"
-  if command -v uv >/dev/null 2>&1; then
-    uv venv --quiet --python "$PYTHON" "$venv"
-    # --no-config / no project: this must not touch the project's own environment or lock.
-    VIRTUAL_ENV="$venv" uv pip install --quiet --no-config --python "$venv/bin/python" "$name==$version"
+  if [[ ${#UV[@]} -gt 0 ]]; then
+    "${UV[@]}" venv --quiet --python "$PYTHON" "$venv"
+    # --no-config and an explicit --python: never touches the project's environment or lock.
+    VIRTUAL_ENV="$venv" "${UV[@]}" pip install --quiet --no-config --python "$venv/bin/python" "$name==$version"
   else
     "$PYTHON" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$name==$version"

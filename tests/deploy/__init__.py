@@ -83,6 +83,23 @@ def kubectl() -> str:
     return path
 
 
+def uv_command() -> list[str]:
+    """How to call uv here: $UV (set by `uv run`), `uv` on PATH, else `python -m uv` with the base
+    interpreter (how scripts/_uv.sh installs it)."""
+    import sys
+
+    for candidate in (os.environ.get("UV"), shutil.which("uv")):
+        if candidate and os.access(candidate, os.X_OK):
+            return [candidate]
+    for python in (shutil.which("python3"), os.path.join(sys.base_prefix, "bin", "python3")):
+        try:
+            if python and subprocess.run([python, "-m", "uv", "--version"], capture_output=True, timeout=60).returncode == 0:
+                return [python, "-m", "uv"]
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    pytest.fail("uv is not installed (no $UV, no `uv` on PATH, no `python3 -m uv`)", pytrace=False)
+
+
 def run(cmd: list[str], *, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
 

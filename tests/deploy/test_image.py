@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy import ROOT, clean_app_env, free_port, http_get, run, start_app, stop_app
+from tests.deploy import ROOT, clean_app_env, free_port, http_get, run, start_app, stop_app, uv_command
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -129,7 +129,7 @@ def test_lockfile_resolves_cpu_xgboost_only():
     names = {p["name"] for p in lock["package"]}
     assert "xgboost-cpu" in names
     assert "xgboost" not in names and not any(n.startswith("nvidia-") for n in names)
-    proc = run(["uv", "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes"], cwd=ROOT, timeout=120)
+    proc = run([*uv_command(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes"], cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     reqs = {re.split(r"[=;\s]", line)[0] for line in proc.stdout.splitlines() if line and line[0].isalnum()}
     assert "xgboost-cpu" in reqs and "xgboost" not in reqs
@@ -191,7 +191,8 @@ def test_dockerfile_install_steps_produce_a_serving_app(tmp_path):
     bootstrap = [r for r in runs if re.fullmatch(r'pip install --no-cache-dir "uv==\$\{UV_VERSION\}"', r.strip())]
     assert len(bootstrap) == 1, "expected exactly one RUN that installs uv"
     runs.remove(bootstrap[0])
-    local_uv = run(["uv", "--version"]).stdout.split()[1]
+    uv = uv_command()
+    local_uv = run([*uv, "--version"]).stdout.split()[1]
     assert local_uv == uv_version, f"machine uv {local_uv} != Dockerfile UV_VERSION {uv_version}: keep them equal"
 
     src = in_image(workdir)
@@ -207,7 +208,13 @@ def test_dockerfile_install_steps_produce_a_serving_app(tmp_path):
                 to.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, to)
 
+    # The RUN lines call `uv` by name: put exactly that uv first on PATH.
+    shim_dir = tmp_path / "shim"
+    shim_dir.mkdir()
+    (shim_dir / "uv").write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(p) for p in uv) + ' "$@"\n')
+    (shim_dir / "uv").chmod(0o755)
     build_env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV", "PYTHONHOME"))}
+    build_env["PATH"] = f"{shim_dir}:{build_env['PATH']}"
     build_env.update({k: (str(in_image(v)) if v.startswith("/") else v) for k, v in env.items()})
     for body in runs:
         proc = run(["/bin/sh", "-c", body], cwd=src, env=build_env, timeout=900)
@@ -215,7 +222,7 @@ def test_dockerfile_install_steps_produce_a_serving_app(tmp_path):
 
     venv = Path(build_env["VIRTUAL_ENV"])
     # CPU-only xgboost in the installed environment
-    freeze = run(["uv", "pip", "freeze", "--python", str(venv / "bin" / "python")], timeout=60)
+    freeze = run([*uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], timeout=60)
     installed = {re.match(r"[A-Za-z0-9._-]+", line).group(0).lower() for line in freeze.stdout.splitlines() if line}
     assert "xgboost-cpu" in installed and "xgboost" not in installed
     assert not any(n.startswith("nvidia-") for n in installed)
