@@ -5,6 +5,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from starlette.requests import HTTPConnection
 
+from db.broker import broker_for
 from db.engine import Database
 from db.migrate import current_revision, head_revision
 from db.services import sla
@@ -24,13 +26,16 @@ from graphql_api import rest
 from graphql_api.auth import Authenticator
 from graphql_api.config import Settings
 from graphql_api.context import Context, Services
-from graphql_api.http_router import HttpGraphQLRouter
+from graphql_api.hub import Hub
 from graphql_api.limits import BodySizeLimit, RequestContext
 from graphql_api.metrics import Metrics
 from graphql_api.schema import build_schema
+from graphql_api.ws import SubscriptionRouter
 from ml.service import ModelHolder
 
 log = logging.getLogger("hitl.app")
+# Awaited by the server before it closes connections on SIGTERM (graphql_api.server.GracefulServer).
+SHUTDOWN_HOOKS: list = []
 
 
 class ConfigurationError(RuntimeError):
@@ -41,13 +46,24 @@ def build_services(settings: Settings) -> Services:
     if not settings.dev and (problem := settings.secret_problem()):
         raise ConfigurationError(f"refusing to start: {problem}")
     db = Database.from_url(settings.effective_database_url, pool_min=settings.db_pool_min_size, pool_max=settings.db_pool_max_size)
+    metrics = Metrics(cache_seconds=settings.metrics_cache_seconds)
+    models = ModelHolder()
+    hub = Hub(
+        db,
+        broker_for(db, settings.effective_database_url),
+        metrics,
+        on_model_change=lambda: models.refresh(db),
+        buffer=settings.subscriber_buffer,
+        coalesce_seconds=settings.queue_coalesce_seconds,
+    )
     return Services(
         settings=settings,
         db=db,
         policy=settings.policy(),
-        models=ModelHolder(),
-        metrics=Metrics(cache_seconds=settings.metrics_cache_seconds),
+        models=models,
+        metrics=metrics,
         authenticator=Authenticator(settings),
+        hub=hub,
     )
 
 
@@ -72,13 +88,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.models.refresh(services.db)
         except Exception:  # noqa: BLE001 - serve without a model; /ready reports the database
             log.warning("could not load the active model", exc_info=True)
+        await services.hub.start()
+        SHUTDOWN_HOOKS.append(services.hub.close_all)
         watcher = asyncio.create_task(_sla_watcher(services))
         try:
             yield
         finally:
+            SHUTDOWN_HOOKS.remove(services.hub.close_all)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await services.hub.close_all()
+            await services.hub.stop()
             await services.db.dispose()
 
     async def get_context(connection: HTTPConnection) -> Context:
@@ -91,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if credential is not None:
                 structlog.contextvars.bind_contextvars(subject=credential.actor.subject)
         return Context(
+            connection=connection if connection.scope["type"] == "websocket" else None,
             services=services,
             credential=credential,
             auth_error=error,
@@ -101,11 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="HITL Patch Service", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
-    router = HttpGraphQLRouter(
+    router = SubscriptionRouter(
         build_schema(settings),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql else None,
         allowed_origins=settings.ws_allowed_origins,
+        keep_alive=True,
+        keep_alive_interval=settings.ws_keep_alive_seconds,
+        connection_init_wait_timeout=timedelta(seconds=10),
     )
     app.include_router(router, prefix="/graphql")
 

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ws_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_cache_seconds: float = Field(default=5.0, ge=0)
+    subscriber_buffer: int = Field(default=1000, ge=10)
+    queue_coalesce_seconds: float = Field(default=0.05, ge=0)
+    ws_keep_alive_seconds: float = Field(default=15.0, gt=0)
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")

@@ -41,6 +41,8 @@ class Context(BaseContext):
     request_id: str
     now: datetime = field(default_factory=utcnow)
     loaders: Loaders | None = None
+    connection: Any = None  # the WebSocket, for subscriptions
+    connection_params: Any = None  # connection_init payload (set by strawberry)
 
     def __post_init__(self) -> None:
         super().__init__()

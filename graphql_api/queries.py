@@ -38,7 +38,7 @@ class Query:
 
     @strawberry.field(permission_classes=READ)
     async def pending_patches(
-        self, info: Info, first: int = 50, after: str | None = None, filter: PendingFilter | None = None  # noqa: A002
+        self, info: Info, first: int | None = 50, after: str | None = None, filter: PendingFilter | None = None  # noqa: A002
     ) -> PatchConnection:
         flt = filter.to_filter() if filter else None
         async with info.context.db.read() as session:
@@ -47,7 +47,7 @@ class Query:
 
     @strawberry.field(permission_classes=READ)
     async def patches(
-        self, info: Info, first: int = 50, after: str | None = None, filter: PatchFilter | None = None  # noqa: A002
+        self, info: Info, first: int | None = 50, after: str | None = None, filter: PatchFilter | None = None  # noqa: A002
     ) -> PatchConnection:
         flt = filter.to_filter() if filter else None
         async with info.context.db.read() as session:
@@ -61,7 +61,7 @@ class Query:
 
     @strawberry.field(permission_classes=READ)
     async def audit_log(
-        self, info: Info, first: int = 100, after: str | None = None, filter: AuditFilter | None = None  # noqa: A002
+        self, info: Info, first: int | None = 100, after: str | None = None, filter: AuditFilter | None = None  # noqa: A002
     ) -> AuditEntryConnection:
         flt = filter.to_filter() if filter else None
         async with info.context.db.read() as session:

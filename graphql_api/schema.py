@@ -9,6 +9,7 @@ from graphql_api.config import Settings
 from graphql_api.errors import CodedErrors
 from graphql_api.mutations import Mutation
 from graphql_api.queries import Query
+from graphql_api.subscriptions import Subscription
 
 MAX_TOKENS = 5_000
 
@@ -25,6 +26,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": settings.max_batch_size}),
     )

@@ -58,7 +58,7 @@ def run(settings: Settings) -> None:
     elif problem := settings.secret_problem():
         print(f"refusing to start: {problem}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2)
-    uvicorn.run(
+    config = uvicorn.Config(
         "graphql_api.app:create_app_from_env",
         factory=True,
         host=settings.host,
@@ -71,3 +71,28 @@ def run(settings: Settings) -> None:
         log_config=None,
         access_log=False,
     )
+    if settings.workers > 1:
+        # Several workers: uvicorn's supervisor; on SIGTERM its workers close WebSockets with 1012.
+        uvicorn.run(config.app, **_multiprocess_kwargs(config))
+        return
+    GracefulServer(config).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """On SIGTERM: stop accepting, tell WebSocket clients 1001 (going away) so they reconnect to another
+    replica, then let uvicorn finish in-flight requests within the grace period."""
+
+    async def shutdown(self, sockets=None) -> None:  # noqa: ANN001
+        from graphql_api.app import SHUTDOWN_HOOKS
+
+        for server in self.servers:
+            server.close()
+        for hook in list(SHUTDOWN_HOOKS):
+            await hook()
+        await super().shutdown(sockets)
+
+
+def _multiprocess_kwargs(config: uvicorn.Config) -> dict:
+    keys = ("factory", "host", "port", "workers", "proxy_headers", "forwarded_allow_ips", "ws_per_message_deflate",
+            "timeout_graceful_shutdown", "log_config", "access_log")
+    return {key: getattr(config, key) for key in keys}

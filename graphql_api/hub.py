@@ -1,0 +1,297 @@
+"""Per-process fan-out of audit events to subscriptions.
+
+The hub is the only reader of new events in a process: it reads each new audit row once (in seq order,
+contiguously, from the database), builds its PatchEvent once, and hands the same object to every
+subscriber. Subscribers have bounded buffers; one that stops reading is disconnected (it can resume
+with its cursor). Live queue pages are computed once per distinct (filter, first) per change, after a
+short coalescing window, and shared. None of this runs on a mutation's request path: the hub is woken
+by the broker and works in its own task.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from db.broker import LocalBroker, PostgresBroker
+from db.engine import Database
+from db.enums import PatchEventKind, SystemAction
+from db.models import AuditEntry
+from db.services import analytics, audit, audit_log, patches, queue
+from db.types import utcnow
+from graphql_api import mapping
+from graphql_api.metrics import Metrics
+from graphql_api.types.pages import PatchEvent, PendingQueue
+from graphql_api.types.patch import Patch
+
+log = logging.getLogger("hitl.hub")
+
+SLOW_CONSUMER_CLOSE_CODE = 4408
+SLOW_CONSUMER_REASON = "slow consumer: reconnect and resume with patchEvents(after: <last cursor>)"
+READ_BATCH = 500
+PATCH_EVENT_KINDS = {kind.value for kind in PatchEventKind}
+
+
+class SlowConsumer(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class EventSubscriber:
+    kinds: frozenset[str] | None
+    decision_id: uuid.UUID | None
+    buffer: int
+    on_overflow: Callable[[], None]
+    queue: asyncio.Queue = field(init=False)
+    overflowed: bool = False
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.buffer)
+
+    def matches(self, event: PatchEvent) -> bool:
+        return (self.kinds is None or event.kind.value in self.kinds) and (
+            self.decision_id is None or event.patch.row.id == self.decision_id
+        )
+
+    def offer(self, event: PatchEvent) -> None:
+        if self.overflowed or not self.matches(event):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.on_overflow()
+
+    async def next(self) -> PatchEvent:
+        if self.overflowed and self.queue.empty():
+            raise SlowConsumer(SLOW_CONSUMER_REASON)
+        return await self.queue.get()
+
+
+@dataclass(eq=False)
+class Latest:
+    """A live value: only the newest one matters (queue pages, analytics)."""
+
+    value: object = None
+    version: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def publish(self, value: object) -> None:
+        self.value, self.version = value, self.version + 1
+        self.changed.set()
+
+    async def wait_newer(self, seen: int) -> tuple[object, int]:
+        while self.version <= seen:
+            self.changed.clear()
+            await self.changed.wait()
+        return self.value, self.version
+
+
+@dataclass(eq=False)
+class QueueShape:
+    first: int
+    flt: queue.PendingFilter
+    latest: Latest = field(default_factory=Latest)
+    subscribers: int = 0
+    fingerprint: object = None
+
+
+class Hub:
+    def __init__(
+        self,
+        db: Database,
+        broker: LocalBroker | PostgresBroker,
+        metrics: Metrics,
+        *,
+        on_model_change: Callable[[], object] | None = None,
+        buffer: int = 1000,
+        coalesce_seconds: float = 0.05,
+        poll_seconds: float = 2.0,
+        analytics_min_interval: float = 1.0,
+    ) -> None:
+        self.db, self.broker, self.metrics = db, broker, metrics
+        self.on_model_change = on_model_change
+        self.buffer, self.coalesce_seconds, self.poll_seconds = buffer, coalesce_seconds, poll_seconds
+        self.analytics_min_interval = analytics_min_interval
+        self.last_seq = 0
+        self._wake = asyncio.Event()
+        self._subscribers: set[EventSubscriber] = set()
+        self._shapes: dict[tuple, QueueShape] = {}
+        self._summary = Latest()
+        self._summary_subscribers = 0
+        self._queues_dirty = asyncio.Event()
+        self._summary_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._connections: set = set()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self.db.read() as session:
+            self.last_seq = await audit.head_seq(session=session)
+        await self.broker.start(self.wake)
+        self._tasks = [
+            asyncio.create_task(self._pump(), name="hub-pump"),
+            asyncio.create_task(self._poll(), name="hub-poll"),
+            asyncio.create_task(self._refresh_queues(), name="hub-queues"),
+            asyncio.create_task(self._refresh_summary(), name="hub-analytics"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.broker.stop()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def track_connection(self, websocket: object) -> None:
+        self._connections.add(websocket)
+
+    def forget_connection(self, websocket: object) -> None:
+        self._connections.discard(websocket)
+
+    async def close_all(self, code: int = 1001, reason: str = "server going away: reconnect to another replica") -> None:
+        """On shutdown: tell every client to reconnect elsewhere (1001 going away)."""
+        for websocket in list(self._connections):
+            with contextlib.suppress(Exception):
+                await websocket.close(code=code, reason=reason)
+
+    # --- reading events once -----------------------------------------------------------------------
+    async def _pump(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._drain()
+            except Exception:  # noqa: BLE001 - the database may be briefly away; the poll retries
+                log.warning("reading new events failed", exc_info=True)
+
+    async def _poll(self) -> None:
+        """Safety net for notifications lost while the listener was reconnecting."""
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                async with self.db.read() as session:
+                    if await audit.head_seq(session=session) > self.last_seq:
+                        self.wake()
+            except Exception:  # noqa: BLE001
+                log.debug("event poll failed", exc_info=True)
+
+    async def _drain(self) -> None:
+        while True:
+            async with self.db.read() as session:
+                rows = await audit_log.after_seq(session=session, seq=self.last_seq, limit=READ_BATCH)
+                events = await build_events(session, rows)
+            if not rows:
+                return
+            for event in events:
+                for subscriber in list(self._subscribers):
+                    subscriber.offer(event)
+            if any(row.action == SystemAction.MODEL_ACTIVATED.value for row in rows) and self.on_model_change:
+                await self.on_model_change()
+            self.last_seq = rows[-1].seq
+            self._queues_dirty.set()
+            self._summary_dirty.set()
+            if len(rows) < READ_BATCH:
+                return
+
+    # --- patchEvents ---------------------------------------------------------------------------------
+    def subscribe_events(self, *, kinds: frozenset[str] | None, decision_id: uuid.UUID | None, on_overflow: Callable[[], None]) -> EventSubscriber:
+        subscriber = EventSubscriber(kinds=kinds, decision_id=decision_id, buffer=self.buffer, on_overflow=on_overflow)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe_events(self, subscriber: EventSubscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    # --- pendingQueue ----------------------------------------------------------------------------------
+    async def subscribe_queue(self, *, first: int, flt: queue.PendingFilter) -> tuple[tuple, QueueShape]:
+        key = (first, tuple(flt.priority), tuple(flt.severity), flt.package_name, flt.cve_id, flt.sla_status)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = QueueShape(first=first, flt=flt)
+            await self._compute_shape(shape)
+        shape.subscribers += 1
+        return key, shape
+
+    def unsubscribe_queue(self, key: tuple) -> None:
+        shape = self._shapes.get(key)
+        if shape is not None:
+            shape.subscribers -= 1
+            if shape.subscribers <= 0:
+                del self._shapes[key]
+
+    async def _compute_shape(self, shape: QueueShape) -> None:
+        now = utcnow()
+        as_of = self.last_seq
+        async with self.db.read() as session:
+            page = await queue.pending_page(session=session, first=shape.first, flt=shape.flt, now=now)
+        fingerprint = (page.total_count, [(row.id, row.version) for row in page.items])
+        if fingerprint != shape.fingerprint:
+            shape.fingerprint = fingerprint
+            items = [Patch.from_model(row, now) for row in page.items]
+            shape.latest.publish(PendingQueue(total_count=page.total_count, items=items, as_of_seq=as_of))
+
+    async def _refresh_queues(self) -> None:
+        while True:
+            await self._queues_dirty.wait()
+            await asyncio.sleep(self.coalesce_seconds)  # changes inside the window become one page
+            self._queues_dirty.clear()
+            for shape in list(self._shapes.values()):
+                try:
+                    await self._compute_shape(shape)
+                except Exception:  # noqa: BLE001
+                    log.warning("pending queue refresh failed", exc_info=True)
+                    self._queues_dirty.set()
+
+    # --- analyticsSummary --------------------------------------------------------------------------------
+    async def subscribe_summary(self) -> Latest:
+        self._summary_subscribers += 1
+        if self._summary.version == 0:
+            await self._compute_summary()
+        return self._summary
+
+    def unsubscribe_summary(self) -> None:
+        self._summary_subscribers -= 1
+
+    async def _compute_summary(self) -> None:
+        async with self.db.read() as session:
+            summary = mapping.analytics_summary(await analytics.summary(session=session, now=utcnow()))
+        if summary != self._summary.value:
+            self._summary.publish(summary)
+
+    async def _refresh_summary(self) -> None:
+        while True:
+            await self._summary_dirty.wait()
+            self._summary_dirty.clear()
+            if self._summary_subscribers > 0:
+                try:
+                    await self._compute_summary()
+                except Exception:  # noqa: BLE001
+                    log.warning("analytics refresh failed", exc_info=True)
+            await asyncio.sleep(self.analytics_min_interval)  # at most once a second
+
+
+async def build_events(session, rows: list[AuditEntry]) -> list[PatchEvent]:  # noqa: ANN001
+    """Audit rows → PatchEvents (patch rows fetched in one query); service-level entries are skipped."""
+    wanted = [row for row in rows if row.action in PATCH_EVENT_KINDS]
+    found = await patches.get_many(session=session, ids=list({row.decision_id for row in wanted}))
+    now = utcnow()
+    mapped = {patch_id: Patch.from_model(row, now) for patch_id, row in found.items()}
+    return [
+        PatchEvent(
+            cursor=audit_log.seq_cursor(row.seq),
+            seq=row.seq,
+            kind=PatchEventKind(row.action),
+            actor=row.actor,
+            at=row.at,
+            patch=mapped[row.decision_id],
+        )
+        for row in wanted
+        if row.decision_id in mapped
+    ]

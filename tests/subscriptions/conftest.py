@@ -1,0 +1,3 @@
+"""Reuse the real-server fixture of the API tests."""
+
+from tests.api.conftest import api  # noqa: F401
