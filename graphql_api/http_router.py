@@ -1,43 +1,88 @@
 """GraphQL over HTTP: strawberry's router plus the `application/graphql-response+json` media type.
 
-Clients that accept `application/graphql-response+json` get it, with 4xx when the request failed before
-execution (parse, validation, variables); clients asking for `application/json` keep the classic
-200 behaviour (GraphQL-over-HTTP spec, "watershed" rules).
+Content negotiation follows the GraphQL-over-HTTP spec ("watershed" rules), checked by the npm
+`graphql-http` server audits in tests/http_audit:
+
+- Clients whose Accept header prefers `application/graphql-response+json` get it; a request that failed
+  before execution (parse, validation, variable coercion) then answers 400 without a `data` entry
+  (500 if the failure was our own). Partial or null `data` stays 200.
+- Clients asking for `application/json`, `*/*` or nothing keep the classic behaviour: 200 for every
+  well-formed request, GraphQL errors in the body.
+- Requests that are not well-formed (bad JSON, no query, non-object variables, wrong content type, ...)
+  get strawberry's 4xx status, but with a GraphQL-shaped JSON error body (`errors[].extensions.code`,
+  API.md) in the negotiated media type instead of strawberry's plain text. A mutation sent with GET is a
+  405 with `Allow: POST`.
+- Responses vary by Accept, and say so (`Vary: Accept`).
 """
 
-import json
+from __future__ import annotations
 
+from cross_web import HTTPException
 from fastapi import Request, Response
 from graphql import GraphQLError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+INTERNAL = "INTERNAL_SERVER_ERROR"
+
+# request.state key: one entry per processed operation, "ok" | "request_error" | "internal_error".
+_OUTCOMES = "graphql_outcomes"
 
 
-def preferred_media_type(accept: str) -> str:
-    """The media type to answer with, by the Accept header's q-values (ties go to graphql-response+json)."""
-    best, best_q = None, -1.0
+def _accept_ranges(accept: str) -> list[tuple[str, float]]:
+    """The Accept header as (media range, q) pairs; unparsable q-values count as 0 (not acceptable)."""
+    ranges = []
     for part in accept.split(","):
         pieces = [piece.strip() for piece in part.split(";")]
         media = pieces[0].lower()
+        if not media:
+            continue
         q = 1.0
         for param in pieces[1:]:
-            if param.startswith("q="):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
                 try:
-                    q = float(param[2:])
+                    q = min(max(float(value.strip()), 0.0), 1.0)
                 except ValueError:
                     q = 0.0
-        if media in (GRAPHQL_RESPONSE, JSON, "application/*", "*/*") and q > 0:
-            candidate = JSON if media == JSON else GRAPHQL_RESPONSE if media == GRAPHQL_RESPONSE else None
-            if candidate and (q > best_q or (q == best_q and candidate == GRAPHQL_RESPONSE)):
-                best, best_q = candidate, q
-            elif candidate is None and best is None:
-                best, best_q = JSON, q
-    return best or JSON
+        ranges.append((media, q))
+    return ranges
+
+
+def _quality(ranges: list[tuple[str, float]], media_type: str) -> tuple[float, int]:
+    """(q, specificity) of the most specific range matching `media_type` (RFC 9110 §12.5.1); (0, 0) if none."""
+    main = media_type.split("/", 1)[0]
+    best: tuple[int, float] | None = None
+    for media, q in ranges:
+        specificity = 2 if media == media_type else 1 if media == f"{main}/*" else 0 if media == "*/*" else -1
+        if specificity >= 0 and (best is None or specificity > best[0]):
+            best = (specificity, q)
+    return (0.0, 0) if best is None else (best[1], best[0])
+
+
+def preferred_media_type(accept: str | None) -> str:
+    """The media type to answer with.
+
+    No Accept header, wildcards only, or nothing we can serve: `application/json` (the legacy default).
+    Otherwise the higher q-value wins; at equal q an explicitly named type beats one only matched by a
+    wildcard, and an explicit tie goes to `application/graphql-response+json`.
+    """
+    if not accept or not accept.strip():
+        return JSON
+    ranges = _accept_ranges(accept)
+    response_q, response_specificity = _quality(ranges, GRAPHQL_RESPONSE)
+    json_q, json_specificity = _quality(ranges, JSON)
+    if response_q <= 0 and json_q <= 0:
+        return JSON
+    if response_q != json_q:
+        return GRAPHQL_RESPONSE if response_q > json_q else JSON
+    return GRAPHQL_RESPONSE if response_specificity == 2 and response_specificity >= json_specificity else JSON
 
 
 def _failed_before_execution(result: ExecutionResult) -> bool:
@@ -45,22 +90,81 @@ def _failed_before_execution(result: ExecutionResult) -> bool:
     return result.data is None and bool(errors) and all(error.path is None for error in errors)
 
 
+def _outcome(result: ExecutionResult) -> str:
+    if not _failed_before_execution(result):
+        return "ok"
+    codes = {(error.extensions or {}).get("code") for error in result.errors or []}
+    return "internal_error" if INTERNAL in codes else "request_error"
+
+
+def _error_code(status: int) -> str:
+    if status >= 500:
+        return INTERNAL
+    return "NOT_FOUND" if status == 404 else "BAD_USER_INPUT"
+
+
+def _add_vary_accept(response: Response) -> None:
+    vary = response.headers.get("vary")
+    if not vary:
+        response.headers["vary"] = "Accept"
+    elif "accept" not in {item.strip().lower() for item in vary.split(",")}:
+        response.headers["vary"] = f"{vary}, Accept"
+
+
 class HttpGraphQLRouter(GraphQLRouter):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
-        if _failed_before_execution(result):
+        outcome = _outcome(result)
+        if outcome != "ok":
             response.pop("data", None)  # no execution happened: the spec says omit `data`
+        if request.scope["type"] == "http":
+            outcomes = getattr(request.state, _OUTCOMES, None)
+            if outcomes is None:
+                outcomes = []
+                setattr(request.state, _OUTCOMES, outcomes)
+            outcomes.append(outcome)
         return response
 
+    async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):  # noqa: ANN001, ANN201, PLR0913, PLR0917
+        try:
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        except HTTPException as exc:
+            cause = exc.__cause__
+            if (
+                request_adapter.method == "GET"
+                and isinstance(cause, InvalidOperationTypeError)
+                and cause.operation_type == OperationType.MUTATION
+            ):
+                # GraphQL-over-HTTP: a mutation over GET is refused with 405 (GET is a safe method).
+                raise HTTPException(405, exc.reason) from cause
+            raise
+
     async def run(self, request, context=UNSET, root_value=UNSET):  # noqa: ANN001, ANN201
-        response = await super().run(request, context=context, root_value=root_value)
-        if not isinstance(response, Response) or request.scope["type"] != "http":
+        if request.scope["type"] != "http":
+            return await super().run(request, context=context, root_value=root_value)
+        media_type = preferred_media_type(request.headers.get("accept"))
+        try:
+            response = await super().run(request, context=context, root_value=root_value)
+        except HTTPException as exc:
+            return self._request_error(exc, media_type)
+        if not isinstance(response, Response):
             return response
-        if response.media_type != JSON or preferred_media_type(request.headers.get("accept", JSON)) != GRAPHQL_RESPONSE:
-            return response
-        body = json.loads(response.body)
-        status = response.status_code
-        if isinstance(body, dict) and "data" not in body and status == 200:
-            status = 400
-        headers = {key: value for key, value in response.headers.items() if key.lower() not in {"content-length", "content-type"}}
-        return Response(response.body, status_code=status, media_type=GRAPHQL_RESPONSE, headers=headers)
+        _add_vary_accept(response)  # GraphiQL vs. JSON, and the JSON media type, both depend on Accept
+        if response.media_type != JSON:
+            return response  # GraphiQL (HTML) and streamed responses are otherwise left alone
+        if media_type == GRAPHQL_RESPONSE:
+            outcomes = getattr(request.state, _OUTCOMES, [])
+            batch = response.body.lstrip()[:1] == b"["
+            if response.status_code == 200 and not batch and len(outcomes) == 1 and outcomes[0] != "ok":
+                response.status_code = 500 if outcomes[0] == "internal_error" else 400
+            response.headers["content-type"] = GRAPHQL_RESPONSE
+        return response
+
+    def _request_error(self, exc: HTTPException, media_type: str) -> Response:
+        """A request that is not well-formed GraphQL-over-HTTP: strawberry's status, a GraphQL error body."""
+        body = {"errors": [{"message": exc.reason, "extensions": {"code": _error_code(exc.status_code)}}]}
+        response = Response(self.encode_json(body), status_code=exc.status_code, media_type=media_type)
+        if exc.status_code == 405:
+            response.headers["allow"] = "POST"
+        _add_vary_accept(response)
+        return response
