@@ -32,5 +32,23 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+def schema_problem(revision: str | None) -> str | None:
+    """Why the database schema cannot serve this code, or None.
+
+    A schema *newer* than the code (a later release migrated it; this pod is old or being rolled back)
+    is fine: migrations are additive, so old code keeps working. Only a schema behind the code is not.
+    """
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = scripts.get_current_head()
+    if revision == head:
+        return None
+    if revision is None:
+        return f"database has no schema (code needs {head}): run 'hitl db upgrade'"
+    known = {script.revision for script in scripts.walk_revisions()}
+    if revision not in known:
+        return None  # newer than this code
+    return f"migrations not at head (database {revision}, code {head}): run 'hitl db upgrade'"
+
+
 async def current_revision(connection: AsyncConnection) -> str | None:
     return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())

@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 
 from db.broker import broker_for
 from db.engine import Database
-from db.migrate import current_revision, head_revision
+from db.migrate import current_revision, head_revision, schema_problem
 from db.services import sla
 from db.services.errors import Unauthenticated
 from db.types import utcnow
@@ -148,12 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.metrics.db_up.set(0)
             return JSONResponse({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}, status_code=503)
         services.metrics.db_up.set(1)
-        if revision != head_revision():
-            return JSONResponse(
-                {"status": "unavailable", "reason": f"migrations not at head (database {revision}, code {head_revision()}): run 'hitl db upgrade'"},
-                status_code=503,
-            )
-        return JSONResponse({"status": "ready", "revision": revision})
+        if problem := schema_problem(revision):
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready", "revision": revision, "codeRevision": head_revision()})
 
     @app.get("/metrics")
     async def metrics() -> Response:

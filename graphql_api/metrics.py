@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from db.engine import Database
 from db.services import analytics, queue
+from db.services.analytics import HUMAN_DECISIONS
 from db.types import utcnow
 
 log = logging.getLogger("hitl.metrics")
@@ -36,7 +37,9 @@ class Metrics:
 
     def record_decision(self, decision_type: str, seconds: float | None) -> None:
         self.decisions.labels(decision_type=decision_type).inc()
-        if seconds is not None:
+        # Submission → *human* decision, like analyticsSummary's decision times (README): instant
+        # auto-approvals and cancellations would pull the p95 (HITLDecisionLag) down and hide reviewer lag.
+        if seconds is not None and decision_type in HUMAN_DECISIONS:
             self.decision_duration.observe(max(seconds, 0.0))
 
     async def refresh(self, db: Database) -> None:
@@ -55,6 +58,8 @@ class Metrics:
                 self.db_up.set(1)
                 self.pending.set(pending)
                 self.ml_accuracy.set(summary.ml_accuracy if summary.ml_accuracy is not None else float("nan"))
-                self.auto_approval_rate.set(summary.auto_approval_rate)
-                self.rejection_rate.set(summary.rejection_rate)
+                # No decisions yet: the rates are unknown (NaN), not 0, so the rate alerts stay quiet.
+                decided = summary.approved + summary.rejected + summary.auto_approved
+                self.auto_approval_rate.set(summary.auto_approval_rate if decided else float("nan"))
+                self.rejection_rate.set(summary.rejection_rate if decided else float("nan"))
             self._refreshed_at = time.monotonic()

@@ -1,6 +1,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -14,7 +15,14 @@ def _include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
     return not (reflected and compare_to is None)
 
 
+# Replicas starting together (init containers) migrate one at a time.
+MIGRATION_LOCK_KEY = 0x48_49_54_4D  # "HITM"
+
+
 def _run(connection) -> None:  # noqa: ANN001
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_lock(:key)").bindparams(key=MIGRATION_LOCK_KEY))
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -22,8 +30,12 @@ def _run(connection) -> None:  # noqa: ANN001
         render_as_batch=connection.dialect.name == "sqlite",
         transaction_per_migration=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_unlock(:key)").bindparams(key=MIGRATION_LOCK_KEY))
 
 
 async def _run_async() -> None:
