@@ -3,12 +3,14 @@
 import dataclasses
 from enum import Enum
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from db.services import analytics, queue
-from db.services.errors import DomainError
+from db.services.errors import BadUserInput, DomainError
+from db.services.queue import MAX_OFFSET
+from db.services.validation import MAX_PAGE, int_range
 from db.types import utcnow
 from graphql_api.types.patch import Patch
 
@@ -30,6 +32,18 @@ def _plain(value: object) -> object:
     return value
 
 
+def _int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    """A query-string integer, checked after authentication and reported under its REST name (400, not 422)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise BadUserInput(f"{name} must be an integer between {low} and {high}", field=name) from None
+    return int_range(value, field=name, low=low, high=high)
+
+
 def patch_json(row, now) -> dict:  # noqa: ANN001
     return jsonable_encoder(_plain(Patch.from_model(row, now)))
 
@@ -42,19 +56,20 @@ def router(services) -> APIRouter:  # noqa: ANN001 - graphql_api.context.Service
         credential.actor.require("read", "reading the queue")
 
     def error(exc: DomainError) -> JSONResponse:
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message, **exc.extensions}}, status_code=STATUS_FOR_CODE.get(exc.code, 500))
+        status = STATUS_FOR_CODE.get(exc.code, 500)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # RFC 9110: a 401 names the scheme
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message, **exc.extensions}}, status_code=status, headers=headers)
 
     @api.get("/patches/pending")
-    async def pending(
-        request: Request,
-        limit: int = Query(50),
-        offset: int = Query(0),
-        priority: list[str] = Query(default_factory=list),
-    ) -> JSONResponse:
+    async def pending(request: Request) -> JSONResponse:
+        """?limit=1..500 (50) &offset=0.. (0) &priority=HIGH&priority=CRITICAL"""
         try:
             authorize(request)
+            limit = _int_param(request, "limit", default=50, low=1, high=MAX_PAGE)
+            offset = _int_param(request, "offset", default=0, low=0, high=MAX_OFFSET)
+            priority = [value.strip().upper() for value in request.query_params.getlist("priority") if value.strip()]
             now = utcnow()
-            flt = queue.PendingFilter(priority=[p.upper() for p in priority])
+            flt = queue.PendingFilter(priority=priority)
             async with services.db.read() as session:
                 page = await queue.pending_page(session=session, first=limit, offset=offset, flt=flt, now=now)
         except DomainError as exc:
