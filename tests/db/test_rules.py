@@ -87,21 +87,6 @@ async def test_pause_seen_by_a_second_process_connection(database_url):
         await second.dispose()
 
 
-async def test_model_threshold_and_disabled_model(database):
-    class Model:
-        version, threshold = "m-7", None
-
-        def predict(self, patch):
-            return {"modelVersion": self.version, "confidence": 0.999, "prediction": True, "shapValues": [], "executionTimeMs": 0.1}
-
-    model = Model()
-    off = await submit(database, wargaming=passing_wargaming(), model=model)
-    assert off.ml_prediction["modelVersion"] == "m-7" and off.status == "PENDING"
-    model.threshold = 0.97
-    on = await submit(database, wargaming=passing_wargaming(), model=model)
-    assert on.status == "AUTO_APPROVED"
-
-
 async def test_sla_breach_marked_once(database):
     policy = Policy(sla_auto_escalate=True)
     critical = await submit(database, severity="CRITICAL", target_version="2.31.1", policy=policy)
