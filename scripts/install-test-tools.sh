@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the Node tools used by tests/http_audit: the npm `graphql-http` package (its GraphQL-over-HTTP
-# server audits) and its `graphql` peer, exactly as pinned in tests/http_audit/package-lock.json.
+# Install the Node tools used by the tests, exactly as pinned in tests/http_audit/package-lock.json: the npm
+# `graphql-http` package (GraphQL-over-HTTP server audits) with its `graphql` peer, and the `graphql-ws`
+# client (with `ws`, Node 20 has no WebSocket client) used by tests/subscriptions.
 #
 # Idempotent and quiet: skipped when node_modules already matches the lock file (a stamp holds the lock's
 # hash); otherwise `npm ci`. Fails loudly (non-zero exit, npm's output on stderr) when node/npm is missing
