@@ -21,7 +21,6 @@ from db.enums import PatchEventKind, SystemAction
 from db.models import AuditEntry
 from db.services import analytics, audit, audit_log, patches, queue
 from db.types import utcnow
-from graphql_api import mapping
 from graphql_api.metrics import Metrics
 from graphql_api.types.pages import PatchEvent, PendingQueue
 from graphql_api.types.patch import Patch
@@ -261,7 +260,7 @@ class Hub:
 
     async def _compute_summary(self) -> None:
         async with self.db.read() as session:
-            summary = mapping.analytics_summary(await analytics.summary(session=session, now=utcnow()))
+            summary = await analytics.summary(session=session, now=utcnow())
         if summary != self._summary.value:
             self._summary.publish(summary)
 

@@ -4,12 +4,10 @@ from datetime import datetime
 
 from db.models import MlModel as MlModelRow
 from db.models import Patch as PatchRow
-from db.services.analytics import Summary
 from db.services.auto_approval import PauseState
 from db.services.policy import Policy
-from db.services.queue import Page
+from db.services.paging import Page
 from graphql_api.types.pages import (
-    AnalyticsSummary,
     AuditEntryConnection,
     AuditEntryEdge,
     AutoApprovalState,
@@ -34,10 +32,6 @@ def audit_connection(page: Page) -> AuditEntryConnection:
     return AuditEntryConnection(
         edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor), total_count=page.total_count
     )
-
-
-def analytics_summary(summary: Summary) -> AnalyticsSummary:
-    return AnalyticsSummary(**summary.__dict__)
 
 
 def _disabled_reason(model: MlModelRow | None) -> str | None:

@@ -57,7 +57,7 @@ class Query:
     @strawberry.field(permission_classes=READ)
     async def analytics_summary(self, info: Info, since: datetime | None = None, until: datetime | None = None) -> AnalyticsSummary:
         async with info.context.db.read() as session:
-            return mapping.analytics_summary(await analytics.summary(session=session, since=since, until=until, now=info.context.now))
+            return await analytics.summary(session=session, since=since, until=until, now=info.context.now)
 
     @strawberry.field(permission_classes=READ)
     async def audit_log(

@@ -5,14 +5,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import AuditEntry
 from db.services import cursors
 from db.services.patches import parse_id
-from db.services.queue import Page
+from db.services.paging import Page, fetch_page
 from db.services.validation import aware, page_size, text_field
 
 
@@ -48,12 +47,16 @@ async def page(*, session: AsyncSession, first: int | None = 100, after: str | N
         conditions.append(AuditEntry.at >= aware(flt.since, field="since"))
     if flt.until is not None:
         conditions.append(AuditEntry.at < aware(flt.until, field="until"))
-    total = (await session.exec(select(func.count()).select_from(AuditEntry).where(*conditions))).one()
-    if after is not None:
-        conditions.append(AuditEntry.seq > seq_from_cursor(after))
-    rows = list((await session.exec(select(AuditEntry).where(*conditions).order_by(AuditEntry.seq).limit(limit + 1))).all())
-    items = rows[:limit]
-    return Page(items=items, cursors=[seq_cursor(entry.seq) for entry in items], has_next_page=len(rows) > limit, total_count=total)
+    seek = [AuditEntry.seq > seq_from_cursor(after)] if after is not None else []
+    return await fetch_page(
+        session=session,
+        model=AuditEntry,
+        filters=conditions,
+        seek=seek,
+        order_by=(AuditEntry.seq,),
+        limit=limit,
+        cursor_of=lambda entry: seq_cursor(entry.seq),
+    )
 
 
 async def trails(*, session: AsyncSession, decision_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AuditEntry]]:

@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
 
 from sqlalchemy import and_, func, literal, or_, tuple_
 from sqlmodel import select
@@ -13,25 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.enums import OPEN_STATUSES, PRIORITY_RANK, PatchStatus, Priority, Severity, SlaStatus
 from db.models import Patch
 from db.services import cursors
+from db.services.paging import Page, fetch_page
 from db.services.errors import BadUserInput
 from db.services.validation import aware, int_range, page_size, text_field
 
 MAX_OFFSET = 1_000_000
-
-T = TypeVar("T")
-
-
-@dataclass
-class Page(Generic[T]):
-    items: list[T]
-    cursors: list[str]
-    has_next_page: bool
-    total_count: int
-
-    @property
-    def end_cursor(self) -> str | None:
-        return self.cursors[-1] if self.cursors else None
-
 
 @dataclass
 class PendingFilter:
@@ -108,15 +93,21 @@ async def pending_page(
     limit = page_size(first)
     offset = int_range(offset, field="offset", low=0, high=MAX_OFFSET)
     conditions = _pending_conditions(flt or PendingFilter(), now)
-    total = (await session.exec(select(func.count()).select_from(Patch).where(*conditions))).one()
+    seek = []
     if after is not None:
         rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
-        conditions.append(tuple_(Patch.priority_rank, Patch.created_at, Patch.id)
-            > tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id)))
-    statement = select(Patch).where(*conditions).order_by(Patch.priority_rank, Patch.created_at, Patch.id).offset(offset).limit(limit + 1)
-    rows = list((await session.exec(statement)).all())
-    items = rows[:limit]
-    return Page(items=items, cursors=[pending_cursor(patch) for patch in items], has_next_page=len(rows) > limit, total_count=total)
+        key = tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id))
+        seek.append(tuple_(Patch.priority_rank, Patch.created_at, Patch.id) > key)
+    return await fetch_page(
+        session=session,
+        model=Patch,
+        filters=conditions,
+        seek=seek,
+        order_by=(Patch.priority_rank, Patch.created_at, Patch.id),
+        limit=limit,
+        offset=offset,
+        cursor_of=pending_cursor,
+    )
 
 
 async def pending_count(*, session: AsyncSession) -> int:
@@ -138,12 +129,16 @@ async def patch_page(*, session: AsyncSession, first: int | None = 50, after: st
         conditions.append(Patch.created_at >= aware(flt.created_after, field="createdAfter"))
     if flt.created_before is not None:
         conditions.append(Patch.created_at < aware(flt.created_before, field="createdBefore"))
-    total = (await session.exec(select(func.count()).select_from(Patch).where(*conditions))).one()
+    seek = []
     if after is not None:
         created_at, last_id = cursors.decode(after, kinds=(datetime, uuid.UUID))
-        conditions.append(tuple_(Patch.created_at, Patch.id) < tuple_(_typed(Patch.created_at, created_at), _typed(Patch.id, last_id)))
-    statement = select(Patch).where(*conditions).order_by(Patch.created_at.desc(), Patch.id.desc()).limit(limit + 1)
-    rows = list((await session.exec(statement)).all())
-    items = rows[:limit]
-    page_cursors = [cursors.encode(patch.created_at, patch.id) for patch in items]
-    return Page(items=items, cursors=page_cursors, has_next_page=len(rows) > limit, total_count=total)
+        seek.append(tuple_(Patch.created_at, Patch.id) < tuple_(_typed(Patch.created_at, created_at), _typed(Patch.id, last_id)))
+    return await fetch_page(
+        session=session,
+        model=Patch,
+        filters=conditions,
+        seek=seek,
+        order_by=(Patch.created_at.desc(), Patch.id.desc()),
+        limit=limit,
+        cursor_of=lambda patch: cursors.encode(patch.created_at, patch.id),
+    )

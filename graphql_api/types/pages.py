@@ -5,6 +5,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from db.services.analytics import Summary
 from graphql_api.types.enums import PatchEventKind
 from graphql_api.types.patch import AuditEntry, Patch
 
@@ -41,22 +42,8 @@ class AuditEntryConnection:
     total_count: int
 
 
-@strawberry.type
-class AnalyticsSummary:
-    total_patches: int
-    pending: int
-    approved: int
-    rejected: int
-    auto_approved: int
-    escalated: int
-    cancelled: int
-    avg_decision_time_seconds: float | None
-    p95_decision_time_seconds: float | None
-    auto_approval_rate: float
-    rejection_rate: float
-    ml_accuracy: float | None
-    sla_breaches: int
-    auto_approval_precision: float | None
+# The domain summary is exactly the API type: one field list, exposed as is.
+AnalyticsSummary = strawberry.type(Summary, name="AnalyticsSummary")
 
 
 @strawberry.type
