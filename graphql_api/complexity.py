@@ -1,7 +1,10 @@
 """One validation pass that bounds depth, aliases and estimated cost (QUERY_TOO_COMPLEX)."""
 
+from dataclasses import dataclass
+
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
@@ -18,42 +21,73 @@ LIST_FIELDS = {"approvals", "comments", "auditTrail", "shapValues", "edges", "it
 MAX_PAGE = 500
 
 
+@dataclass(frozen=True)
+class _Measure:
+    """A selection set measured once: levels below and including it, aliases in it, cost at multiplier 1."""
+
+    height: int = 0
+    aliases: int = 0
+    cost: int = 0
+
+
 def complexity_rule(*, max_depth: int, max_aliases: int, max_cost: int) -> type[ValidationRule]:
     class Complexity(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self._fragment_sets = {
+                definition.name.value: definition.selection_set for definition in context.document.definitions if isinstance(definition, FragmentDefinitionNode)
+            }
+            # Each fragment is measured once per document, however often it is spread: walking every spread
+            # again made `fragment A { ...B ...B } fragment B { ...C ...C } ...` cost 2^n steps in the event loop.
+            self._fragment_measures: dict[str, _Measure] = {}
+            self._measuring: set[str] = set()
+
         def enter_operation_definition(self, node: OperationDefinitionNode, *_args: object) -> None:
-            fragments = {name: fragment.selection_set for name, fragment in self._fragments().items()}
-            stats = {"depth": 0, "aliases": 0, "cost": 0}
-            self._walk(node.selection_set, fragments, depth=1, multiplier=1, stats=stats, seen=frozenset())
+            measure = self._measure(node.selection_set)
             problems = []
-            if stats["depth"] > max_depth:
-                problems.append(f"depth {stats['depth']} exceeds {max_depth}")
-            if stats["aliases"] > max_aliases:
-                problems.append(f"{stats['aliases']} aliases exceed {max_aliases}")
-            if stats["cost"] > max_cost:
-                problems.append(f"estimated cost {stats['cost']} exceeds {max_cost}")
+            if measure.height > max_depth:
+                problems.append(f"depth {measure.height} exceeds {max_depth}")
+            if measure.aliases > max_aliases:
+                problems.append(f"{measure.aliases} aliases exceed {max_aliases}")
+            if measure.cost > max_cost:
+                problems.append(f"estimated cost {measure.cost} exceeds {max_cost}")
             if problems:
                 self.report_error(GraphQLError("Query too complex: " + "; ".join(problems), node, extensions={"code": "QUERY_TOO_COMPLEX"}))
 
-        def _fragments(self) -> dict:
-            context: ValidationContext = self.context
-            return {definition.name.value: definition for definition in context.document.definitions if hasattr(definition, "type_condition")}
-
-        def _walk(self, selection_set: SelectionSetNode | None, fragments: dict, *, depth: int, multiplier: int, stats: dict, seen: frozenset) -> None:
+        def _measure(self, selection_set: SelectionSetNode | None) -> _Measure:
+            """Cost is linear in the multiplier, so a set's cost at multiplier m is m x its cost at 1."""
             if selection_set is None:
-                return
-            stats["depth"] = max(stats["depth"], depth)
+                return _Measure()
+            height, aliases, cost = 1, 0, 0
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
-                    if selection.alias is not None:
-                        stats["aliases"] += 1
-                    stats["cost"] += multiplier
-                    child = multiplier * _fan_out(selection)
-                    self._walk(selection.selection_set, fragments, depth=depth + 1, multiplier=child, stats=stats, seen=seen)
-                elif isinstance(selection, InlineFragmentNode):
-                    self._walk(selection.selection_set, fragments, depth=depth, multiplier=multiplier, stats=stats, seen=seen)
-                elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
-                    name = selection.name.value
-                    self._walk(fragments.get(name), fragments, depth=depth, multiplier=multiplier, stats=stats, seen=seen | {name})
+                    child = self._measure(selection.selection_set)
+                    height = max(height, 1 + child.height)
+                    aliases += (selection.alias is not None) + child.aliases
+                    cost += 1 + _fan_out(selection) * child.cost
+                else:
+                    if isinstance(selection, InlineFragmentNode):
+                        child = self._measure(selection.selection_set)
+                    elif isinstance(selection, FragmentSpreadNode):
+                        child = self._fragment(selection.name.value)
+                    else:  # pragma: no cover - no other selection kinds exist
+                        continue
+                    height = max(height, child.height)
+                    aliases += child.aliases
+                    cost += child.cost
+            return _Measure(height=height, aliases=aliases, cost=cost)
+
+        def _fragment(self, name: str) -> _Measure:
+            if name in self._fragment_measures:
+                return self._fragment_measures[name]
+            if name in self._measuring or name not in self._fragment_sets:
+                return _Measure()  # a cycle or an unknown fragment: other validation rules report those
+            self._measuring.add(name)
+            try:
+                measure = self._fragment_measures[name] = self._measure(self._fragment_sets[name])
+            finally:
+                self._measuring.discard(name)
+            return measure
 
     return Complexity
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -421,6 +422,24 @@ async def test_query_complexity_limits(api):
     # A fragment cycle is refused by validation rather than looping.
     cycle = await api.gql("fragment A on Patch { ...B } fragment B on Patch { ...A } { patch(id: \"x\") { ...A } }", as_=VIEWER)
     assert cycle.get("errors") and not cycle.get("data")
+
+
+@SQLITE_ONLY
+async def test_fragment_bombs_are_refused_quickly(api):
+    """`fragment F0 { ...F1 ...F1 } fragment F1 { ...F2 ...F2 } ...`: a few hundred tokens that expand 2^n-fold.
+    The check must not expand them (validation runs on the event loop: one such request would stall every
+    other request). 22 levels took ~10 s when every spread was walked again; it must take milliseconds."""
+    levels = 22
+    fragments = " ".join(f"fragment F{i} on Patch {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    for bottom in (f"fragment F{levels} on Patch {{ id comments {{ id }} }}", f"fragment F{levels} on Patch {{ ...Missing ...Missing }}"):
+        started = time.monotonic()
+        body = await api.gql(f'{{ patch(id: "x") {{ ...F0 }} }} {fragments} {bottom}', as_=VIEWER)
+        elapsed = time.monotonic() - started
+        assert body.get("errors") and not body.get("data"), body
+        assert elapsed < 2, f"validating a fragment bomb took {elapsed:.1f} s"
+    body = await api.gql(f'{{ patch(id: "x") {{ ...F0 }} }} {fragments} fragment F{levels} on Patch {{ id }}', as_=VIEWER)
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert f"cost {2**levels + 1} " in body["errors"][0]["message"]  # each of the 2^22 expansions is still counted
 
 
 @SQLITE_ONLY
