@@ -6,6 +6,7 @@ HS256 with the configured secret, or RS256/ES256 against a JWKS (file or URL); `
 
 import hmac
 import json
+import logging
 import re
 import threading
 import time
@@ -22,9 +23,12 @@ from db.services.actor import Actor
 from db.services.errors import Unauthenticated
 from graphql_api.config import Settings
 
+log = logging.getLogger("hitl.auth")
+
 API_KEY_SUBJECT = "service:internal"
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
 JWKS_CACHE_SECONDS = 300
+JWKS_RETRY_SECONDS = 30
 MAX_TOKEN_LENGTH = 8192
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -69,6 +73,7 @@ class Authenticator:
         self._api_key = settings.internal_api_key.get_secret_value().encode() if settings.internal_api_key else None
         self._jwks: KeySet | None = None
         self._jwks_loaded_at = 0.0
+        self._jwks_retry_at = float("-inf")
         self._lock = threading.Lock()
         claims = {"exp": {"essential": True}, "sub": {"essential": True}}
         if settings.jwt_issuer:
@@ -78,18 +83,32 @@ class Authenticator:
         self._registry = JWTClaimsRegistry(leeway=settings.jwt_leeway_seconds, **claims)
 
     def _keyset(self) -> KeySet | None:
+        """The JWKS, cached; on a failed (re)load the last good set is kept and the next try waits
+        JWKS_RETRY_SECONDS, so an unreachable IdP neither costs a fetch per request nor breaks HS256 tokens."""
         settings = self._settings
         if not (settings.jwks_file or settings.jwks_url):
             return None
         with self._lock:
-            if self._jwks is None or time.monotonic() - self._jwks_loaded_at > JWKS_CACHE_SECONDS:
+            now = time.monotonic()
+            fresh = self._jwks is not None and now - self._jwks_loaded_at <= JWKS_CACHE_SECONDS
+            if fresh or now < self._jwks_retry_at:
+                return self._jwks
+            try:
                 if settings.jwks_file:
                     with open(settings.jwks_file, encoding="utf-8") as handle:
                         document = json.load(handle)
                 else:
                     with urllib.request.urlopen(settings.jwks_url, timeout=5) as response:  # noqa: S310 - operator-configured URL
                         document = json.load(response)
-                self._jwks, self._jwks_loaded_at = KeySet.import_key_set(document), time.monotonic()
+                self._jwks, self._jwks_loaded_at = KeySet.import_key_set(document), now
+            except (OSError, ValueError, KeyError, TypeError, JoseError) as exc:
+                self._jwks_retry_at = now + JWKS_RETRY_SECONDS
+                log.warning(
+                    "could not load the JWKS (%s: %s); %s",
+                    type(exc).__name__,
+                    exc,
+                    "keeping the previous keys" if self._jwks is not None else "only HS256 tokens can be verified",
+                )
             return self._jwks
 
     def verify_token(self, token: str) -> Credential:

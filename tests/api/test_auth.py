@@ -12,8 +12,10 @@ import hmac
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from asyncio.subprocess import PIPE
 from pathlib import Path
 
@@ -259,6 +261,72 @@ async def test_jwks_only_configuration(database_url, jwks):
         mac = hmac.new(rsa.as_pem(private=False), signing_input.encode(), hashlib.sha256).digest()
         confused = f"{signing_input}.{b64(mac)}"
         assert code_of(await me(api, bearer=confused)) == "UNAUTHENTICATED"
+
+
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1 (a thread): serves `document`, or 503 while `down`; counts fetches."""
+
+    def __init__(self, document: dict) -> None:
+        self.document, self.down, self.fetches = document, False, 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                owner.fetches += 1
+                body, status = (b"unavailable", 503) if owner.down else (json.dumps(owner.document).encode(), 200)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/.well-known/jwks.json"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "JwksServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@SQLITE_ONLY
+async def test_jwks_url_is_cached_and_survives_an_idp_outage(database_url, jwks, monkeypatch):
+    from graphql_api import auth
+
+    path, rsa, _ec = jwks
+    rs = signed(claims(sub="idp-alice", roles=["lead"]), rsa, "RS256", "rsa-1")
+    with JwksServer(json.loads(path.read_text())) as idp:
+        async with running(settings_for(database_url, jwks_url=idp.url)) as api:
+            for _ in range(3):
+                assert (await me(api, bearer=rs))["data"]["me"]["subject"] == "idp-alice"
+            assert idp.fetches == 1  # cached
+            # The cache expires while the IdP is down: the last good keys keep working, and the service
+            # does not fetch again on every request.
+            monkeypatch.setattr(auth, "JWKS_CACHE_SECONDS", 0)
+            idp.down = True
+            for _ in range(3):
+                assert (await me(api, bearer=rs))["data"]["me"]["subject"] == "idp-alice"
+            assert idp.fetches == 2
+            assert (await me(api, bearer=token("carol", "viewer")))["data"]["me"]["subject"] == "carol"
+
+
+@SQLITE_ONLY
+async def test_hs256_tokens_do_not_depend_on_the_jwks(database_url, jwks):
+    path, rsa, _ec = jwks
+    with JwksServer(json.loads(path.read_text())) as idp:
+        idp.down = True
+        async with running(settings_for(database_url, jwks_url=idp.url)) as api:
+            for _ in range(3):
+                assert (await me(api, bearer=token("carol", "viewer")))["data"]["me"]["subject"] == "carol"
+                assert code_of(await me(api, bearer=signed(claims(), rsa, "RS256", "rsa-1"))) == "UNAUTHENTICATED"
+            assert idp.fetches == 1  # one failed load, then a retry delay, not a fetch per request
 
 
 @SQLITE_ONLY
