@@ -114,7 +114,7 @@ class Hub:
         self.on_model_change = on_model_change
         self.buffer, self.coalesce_seconds, self.poll_seconds = buffer, coalesce_seconds, poll_seconds
         self.analytics_min_interval = analytics_min_interval
-        self.last_seq = 0
+        self.last_seq: int | None = None
         self._wake = asyncio.Event()
         self._subscribers: set[EventSubscriber] = set()
         self._shapes: dict[tuple, QueueShape] = {}
@@ -127,8 +127,12 @@ class Hub:
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        async with self.db.read() as session:
-            self.last_seq = await audit.head_seq(session=session)
+        """Never fails for want of a database (the app must still serve /ready and /health): until the
+        database answers, the hub has no position and takes the head as its start when it does."""
+        try:
+            await self._init_position()
+        except Exception:  # noqa: BLE001
+            log.warning("database unavailable at start; the hub will start from the head when it answers", exc_info=True)
         await self.broker.start(self.wake)
         self._tasks = [
             asyncio.create_task(self._pump(), name="hub-pump"),
@@ -147,6 +151,16 @@ class Hub:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def _init_position(self) -> None:
+        async with self.db.read() as session:
+            self.last_seq = await audit.head_seq(session=session)
+
+    async def position(self) -> int:
+        """The seq up to which events have been handed out (the start of a live-only subscription)."""
+        if self.last_seq is None:
+            await self._init_position()
+        return self.last_seq
 
     def track_connection(self, websocket: object) -> None:
         self._connections.add(websocket)
@@ -176,12 +190,15 @@ class Hub:
             await asyncio.sleep(self.poll_seconds)
             try:
                 async with self.db.read() as session:
-                    if await audit.head_seq(session=session) > self.last_seq:
+                    if self.last_seq is None or await audit.head_seq(session=session) > self.last_seq:
                         self.wake()
             except Exception:  # noqa: BLE001
                 log.debug("event poll failed", exc_info=True)
 
     async def _drain(self) -> None:
+        if self.last_seq is None:
+            await self._init_position()
+            return
         while True:
             async with self.db.read() as session:
                 rows = await audit_log.after_seq(session=session, seq=self.last_seq, limit=READ_BATCH)
@@ -227,7 +244,7 @@ class Hub:
 
     async def _compute_shape(self, shape: QueueShape) -> None:
         now = utcnow()
-        as_of = self.last_seq
+        as_of = await self.position()
         async with self.db.read() as session:
             page = await queue.pending_page(session=session, first=shape.first, flt=shape.flt, now=now)
         fingerprint = (page.total_count, [(row.id, row.version) for row in page.items])

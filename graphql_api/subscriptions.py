@@ -51,7 +51,7 @@ class Subscription:
         hub = info.context.services.hub
         kinds = frozenset(kind.value for kind in filter.kinds) if filter and filter.kinds else None
         decision_id = parse_id(filter.decision_id, field="decisionId") if filter and filter.decision_id else None
-        last = audit_log.seq_from_cursor(after) if after else hub.last_seq
+        last = audit_log.seq_from_cursor(after) if after else await hub.position()
         # Register before replaying: whatever the hub delivers from now on is queued, the replay covers the rest.
         subscriber = hub.subscribe_events(kinds=kinds, decision_id=decision_id, on_overflow=_closer(info))
         with _counted(info):

@@ -93,12 +93,6 @@ async def test_health_and_ready(api):
 # (k8s keeps the pod out of the Service instead of crash-looping it; API.md: "/ready ... else 503 with the
 # reason"). Since the subscription hub, the lifespan reads the audit head from the database and a failure
 # there aborts startup (uvicorn exits 3). strict: these start passing, and must be unmarked, once fixed.
-STARTS_WITHOUT_DATABASE = pytest.mark.xfail(
-    strict=True, reason="bug: lifespan (subscription hub start) fails without a usable database, so the app never serves /ready"
-)
-
-
-@STARTS_WITHOUT_DATABASE
 @pytest.mark.parametrize(
     "url",
     [
@@ -116,7 +110,6 @@ async def test_ready_is_503_when_the_database_is_unreachable_at_start(url):
         assert body["data"]["me"]["subject"] == "vera"
 
 
-@STARTS_WITHOUT_DATABASE
 async def test_ready_is_503_on_an_empty_sqlite_file(tmp_path):
     empty = tmp_path / "empty.db"
     empty.touch()
@@ -124,7 +117,6 @@ async def test_ready_is_503_on_an_empty_sqlite_file(tmp_path):
         await assert_not_ready(api, "hitl db upgrade")
 
 
-@STARTS_WITHOUT_DATABASE
 async def test_ready_is_503_on_an_empty_postgresql_database():
     name = f"hitl_t_empty_{os.getpid()}"
     await _pg_admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
