@@ -47,9 +47,10 @@ def _stats(samples_s: list[float]) -> dict[str, float]:
             "max": float(ms.max())}
 
 
-def run(quick: bool = False) -> dict:
-    n_labels = 5_000 if quick else 50_000
-    calls = 300 if quick else 2_000
+def run(quick: bool = False, *, labels: int | None = None, calls: int | None = None, verbose: bool = True) -> dict:
+    """`labels`/`calls` override the mode's sizes (the harness's smoke mode uses tiny ones)."""
+    n_labels = labels or (5_000 if quick else 50_000)
+    calls = calls or (300 if quick else 2_000)
 
     history, gen_s = _labelled(n_labels, seed=1)
     started = time.perf_counter()
@@ -104,7 +105,8 @@ def run(quick: bool = False) -> dict:
             "threshold": model.threshold,
         },
     }
-    _print(result)
+    if verbose:
+        _print(result)
     return result
 
 

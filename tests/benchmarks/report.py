@@ -1,0 +1,145 @@
+"""results.json → results.md (Markdown tables) and subscribers.png (latency and RSS against subscribers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _lat(stats: dict | None) -> str:
+    if not stats or stats.get("median") is None:
+        return "—"
+    return f"{_ms(stats['median'])} / {_ms(stats['p99'])} ms"
+
+
+def _met(value: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "n/a in this mode"}[value]
+
+
+def _x(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
+    s = results["scenarios"]
+    rows = []
+
+    def add(scenario: str, figure: str, baseline: str, ratio: str, entry: dict) -> None:
+        note = f" ({entry['note']})" if entry.get("note") else ""
+        rows.append((scenario, figure, baseline, ratio, entry["target"], _met(entry["met"]) + note))
+
+    if (p := s.get("pending_page")) and "figure" in p:
+        add(f"pending page of 50, {p['config']['patches']:,} patches / {p['config']['pending']:,} pending (median / p99)",
+            _lat(p["figure"]), "raw SQL (asyncpg): " + _lat(p["baseline"]), _x(p["ratio_median"]), p["targets"][0])
+    if (p := s.get("pending_page_scale")) and "figure" in p:
+        add(f"same page at {p['config']['patches']:,} patches / {p['config']['pending']:,} pending",
+            _lat(p["figure"]), f"{p['config']['compared_with']:,} case: " + _lat(p["baseline"]), _x(p["ratio_median"]), p["targets"][0])
+    if (p := s.get("approvals")) and "figure" in p:
+        f, b = p["figure"], p["baseline"]
+        add("approvals/s, 16 concurrent clients", f"{f['approvals_per_s_median']:.0f}/s",
+            f"plain INSERT: {b['inserts_per_s_median']:.0f}/s", _x(p["ratio_throughput"]), p["targets"][0])
+        add("approval latency, 16 concurrent clients (median / p99)", _lat(f["latency_ms"]),
+            "plain INSERT: " + _lat(b["latency_ms"]), _x(p["ratio_p99"]) + " (p99)",
+            p["targets"][1])
+    if (p := s.get("subscribers")) and "levels" in p:
+        idle = p["baseline"]["idle_rss_mib"]
+        top = max(p["levels"], key=lambda e: e["subscribers"]) if p["levels"] else None
+        if top:
+            add(f"server RSS with {top['subscribers']:,} subscribers", f"{top['rss_mib']:.0f} MiB", f"idle: {idle:.0f} MiB",
+                _x(top["rss_mib"] / idle if idle else None), p["targets"][0])
+        two = next((e for e in p["levels"] if e["requested"] == 2000), None) or (p["levels"][1] if len(p["levels"]) > 1 else None)
+        if two:
+            add(f"event → last of {two['subscribers']:,} subscribers (median / p99)", _lat(two["last_subscriber_ms"]),
+                "—", "—", p["targets"][1])
+    if (p := s.get("mutation_latency")) and "figure" in p:
+        f, b = p["figure"], p["baseline"]
+        add("mutation latency with subscribers, steady 5/s (median / p99)", _lat(f["stream"]), "0 subscribers: " + _lat(b["stream"]),
+            _x(p["ratio_median"]), p["targets"][0])
+    if (p := s.get("cross_replica")) and "figure" in p:
+        add("event delivery to a subscriber on the other replica (median / p99)", _lat(p["figure"]),
+            "same replica: " + _lat(p["baseline"]), f"+{_ms(p['extra_p99_ms'])} ms p99", p["targets"][0])
+    if (p := s.get("ml_predict")) and "figure" in p:
+        add("XGBoost predict + SHAP, one patch (median / p99)", _lat(p["figure"]), "inplace_predict: " + _lat(p["baseline"]),
+            _x(p["ratio_p99"]) + " (p99)", p["targets"][0])
+    if (p := s.get("ml_training")) and "figure" in p:
+        add(f"training on {p['config']['labelled_patches']:,} labelled patches", f"{p['figure']['seconds']:.1f} s", "—", "—",
+            p["targets"][0])
+    if (p := s.get("memory_soak")) and "figure" in p:
+        f = p["figure"]
+        add(f"RSS over {p['config']['seconds'] / 60:.0f} min of mixed load",
+            f"slope {f['slope_mib_per_h_after_warmup']} MiB/h; {f['start_rss_mib']} → {f['end_rss_mib']} MiB (max {f['max_rss_mib']})",
+            f"start: {f['start_rss_mib']} MiB", "—", p["targets"][0])
+    return rows
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Benchmark results ({results['mode']})", ""]
+    m = results["machine"]
+    lines.append(f"Commit `{results['git']['commit'][:12]}`{' + uncommitted app changes' if results['git']['dirty_app_files'] else ''}, "
+                 f"{results['started_at']}, wall time {results['wall_s']:.0f} s, command `{results['command']}`.  ")
+    lines.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}, "
+                 f"PostgreSQL {m['postgresql']['server_version']} (shared_buffers {m['postgresql']['shared_buffers']}); "
+                 "servers, PostgreSQL and clients share the machine.")
+    lines.append("")
+    for note in results["notes"]:
+        lines.append(f"- {note}")
+    lines += ["", "| scenario | measured | baseline (same run) | ratio | target | result |", "|---|---|---|---|---|---|"]
+    for row in _rows(results):
+        lines.append("| " + " | ".join(row) + " |")
+    subs = results["scenarios"].get("subscribers", {})
+    if subs.get("levels"):
+        lines += ["", f"Subscribers (one worker; idle RSS {subs['baseline']['idle_rss_mib']:.0f} MiB):", "",
+                  "| subscribers | RSS MiB | KiB / subscriber | last subscriber median / p99 | median subscriber median | "
+                  "server CPU per event | mutation (paced) median / p99 |",
+                  "|---|---|---|---|---|---|---|"]
+        for e in subs["levels"]:
+            lines.append(f"| {e['subscribers']:,} | {e['rss_mib']:.0f} | {e['rss_kib_per_subscriber']:.0f} | {_lat(e['last_subscriber_ms'])} | "
+                         f"{_ms(e['median_subscriber_ms']['median'])} ms | {e['server_cpu_ms_per_event']:.0f} ms | {_lat(e['mutation_ms_paced'])} |")
+    skipped = [f"{k}: {v['skipped']}" for k, v in results["scenarios"].items() if "skipped" in v]
+    failed = [f"{k}: {v['failed']}" for k, v in results["scenarios"].items() if "failed" in v]
+    if skipped or failed:
+        lines += ["", "Not measured in this run:", ""] + [f"- {x}" for x in skipped + failed]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> bool:
+    subs = results["scenarios"].get("subscribers", {})
+    levels = subs.get("levels") or []
+    if not levels:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (uv sync --extra bench): no plot")
+        return False
+    xs = [e["subscribers"] for e in levels]
+    fig, left = plt.subplots(figsize=(8, 4.5), dpi=110)
+    left.plot(xs, [e["last_subscriber_ms"]["median"] for e in levels], "o-", color="tab:blue", label="last subscriber, median")
+    left.plot(xs, [e["last_subscriber_ms"]["p99"] for e in levels], "s--", color="tab:blue", label="last subscriber, p99")
+    left.axhline(250, color="tab:blue", alpha=0.3, linestyle=":", label="250 ms (target at 2,000)")
+    left.set_xlabel("patchEvents subscribers (one server worker)")
+    left.set_ylabel("mutation sent → event received (ms)", color="tab:blue")
+    left.set_yscale("log")
+    right = left.twinx()
+    right.plot(xs, [e["rss_mib"] for e in levels], "^-", color="tab:red", label="server RSS")
+    right.axhline(subs["baseline"]["idle_rss_mib"], color="tab:red", alpha=0.4, linestyle="--", label="idle RSS")
+    right.axhline(512, color="tab:red", alpha=0.3, linestyle=":", label="512 MiB (pod limit)")
+    right.set_ylabel("RSS (MiB)", color="tab:red")
+    right.set_ylim(0, max(560, max(e["rss_mib"] for e in levels) * 1.1))
+    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    labels = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    left.legend(handles, labels, loc="upper left", fontsize=8)
+    left.set_title(f"HITL service: subscribers vs latency and memory ({results['mode']}, {results['git']['commit'][:8]})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
