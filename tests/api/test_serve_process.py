@@ -1,0 +1,32 @@
+"""`hitl serve` as operators run it: proxy headers decide the client IP in the audit log."""
+
+import httpx
+import pytest
+
+from tests.api.conftest import SERVICE, VIEWER, patch_input
+from tests.processes import serving
+
+pytestmark = pytest.mark.slow
+SUBMIT = "mutation($i: SubmitPatchInput!) { submitPatch(input: $i) { patch { auditTrail { ipAddress userAgent } } } }"
+
+
+async def _recorded_ip(base: str, n: int) -> str:
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+        response = await client.post(
+            f"{base}/graphql",
+            json={"query": SUBMIT, "variables": {"i": patch_input(n)}},
+            headers={"Authorization": f"Bearer {SERVICE}", "X-Forwarded-For": "203.0.113.7, 10.0.0.2", "User-Agent": "upstream/2.0"},
+        )
+    trail = response.json()["data"]["submitPatch"]["patch"]["auditTrail"]
+    assert trail[0]["userAgent"] == "upstream/2.0"
+    return trail[0]["ipAddress"]
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [("127.0.0.1", "10.0.0.2"), ("192.0.2.1", "127.0.0.1")])
+async def test_client_ip_behind_a_trusted_proxy(database_url, tmp_path, trusted, expected):
+    # uvicorn takes the nearest untrusted address from X-Forwarded-For when the peer is a trusted proxy.
+    with serving(database_url, tmp_path, HITL_FORWARDED_ALLOW_IPS=trusted) as (server,):
+        assert await _recorded_ip(server.base, 1) == expected
+        async with httpx.AsyncClient(trust_env=False) as client:
+            me = (await client.post(f"{server.base}/graphql", json={"query": "{ me { subject } }"}, headers={"Authorization": f"Bearer {VIEWER}"})).json()
+        assert me == {"data": {"me": {"subject": "vera"}}}
