@@ -52,6 +52,9 @@ def _prepare_dev(settings: Settings) -> Settings:
 
 
 def run(settings: Settings) -> None:
+    if settings.dev and "log_format" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"log_format": "console"})  # a person reads these
+        os.environ["HITL_LOG_FORMAT"] = "console"
     configure(settings.log_level, settings.log_format)
     if settings.dev:
         settings = _prepare_dev(settings)
