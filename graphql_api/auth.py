@@ -81,35 +81,54 @@ class Authenticator:
         if settings.jwt_audience:
             claims["aud"] = {"essential": True, "value": settings.jwt_audience}
         self._registry = JWTClaimsRegistry(leeway=settings.jwt_leeway_seconds, **claims)
+        self._jwks_reloading = False
+        if self._jwks_configured:
+            self._reload_jwks()  # at startup, so the first tokens find the keys (later reloads run in a thread)
+
+    @property
+    def _jwks_configured(self) -> bool:
+        return bool(self._settings.jwks_file or self._settings.jwks_url)
 
     def _keyset(self) -> KeySet | None:
-        """The JWKS, cached; on a failed (re)load the last good set is kept and the next try waits
-        JWKS_RETRY_SECONDS, so an unreachable IdP neither costs a fetch per request nor breaks HS256 tokens."""
-        settings = self._settings
-        if not (settings.jwks_file or settings.jwks_url):
+        """The cached JWKS. Never does I/O: this runs on the event loop, per request. When the set is stale
+        (JWKS_CACHE_SECONDS) a background thread reloads it while the current keys keep serving."""
+        if not self._jwks_configured:
             return None
         with self._lock:
             now = time.monotonic()
-            fresh = self._jwks is not None and now - self._jwks_loaded_at <= JWKS_CACHE_SECONDS
-            if fresh or now < self._jwks_retry_at:
-                return self._jwks
-            try:
-                if settings.jwks_file:
-                    with open(settings.jwks_file, encoding="utf-8") as handle:
-                        document = json.load(handle)
-                else:
-                    with urllib.request.urlopen(settings.jwks_url, timeout=5) as response:  # noqa: S310 - operator-configured URL
-                        document = json.load(response)
-                self._jwks, self._jwks_loaded_at = KeySet.import_key_set(document), now
-            except (OSError, ValueError, KeyError, TypeError, JoseError) as exc:
-                self._jwks_retry_at = now + JWKS_RETRY_SECONDS
-                log.warning(
-                    "could not load the JWKS (%s: %s); %s",
-                    type(exc).__name__,
-                    exc,
-                    "keeping the previous keys" if self._jwks is not None else "only HS256 tokens can be verified",
-                )
+            due = self._jwks is None or now - self._jwks_loaded_at > JWKS_CACHE_SECONDS
+            if due and now >= self._jwks_retry_at and not self._jwks_reloading:
+                self._jwks_reloading = True
+                threading.Thread(target=self._reload_jwks, name="hitl-jwks-reload", daemon=True).start()
             return self._jwks
+
+    def _reload_jwks(self) -> None:
+        """Load the JWKS (file or URL). On failure keep the last good set, log, and let the next try wait
+        JWKS_RETRY_SECONDS: an unreachable IdP neither costs a fetch per request nor breaks HS256 tokens."""
+        settings = self._settings
+        keyset = None
+        try:
+            if settings.jwks_file:
+                with open(settings.jwks_file, encoding="utf-8") as handle:
+                    document = json.load(handle)
+            else:
+                with urllib.request.urlopen(settings.jwks_url, timeout=5) as response:  # noqa: S310 - operator-configured URL
+                    document = json.load(response)
+            keyset = KeySet.import_key_set(document)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, keep serving with what we have
+            log.warning(
+                "could not load the JWKS (%s: %s); %s",
+                type(exc).__name__,
+                exc,
+                "keeping the previous keys" if self._jwks is not None else "only HS256 tokens can be verified",
+            )
+        finally:
+            with self._lock:
+                if keyset is not None:
+                    self._jwks, self._jwks_loaded_at = keyset, time.monotonic()
+                else:
+                    self._jwks_retry_at = time.monotonic() + JWKS_RETRY_SECONDS
+                self._jwks_reloading = False
 
     def verify_token(self, token: str) -> Credential:
         if not token or len(token) > MAX_TOKEN_LENGTH:

@@ -264,15 +264,16 @@ async def test_jwks_only_configuration(database_url, jwks):
 
 
 class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 (a thread): serves `document`, or 503 while `down`; counts fetches."""
+    """A JWKS endpoint on 127.0.0.1 (a thread): serves `document`, or 503 while `down`, after `delay` s; counts fetches."""
 
     def __init__(self, document: dict) -> None:
-        self.document, self.down, self.fetches = document, False, 0
+        self.document, self.down, self.delay, self.fetches = document, False, 0.0, 0
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 owner.fetches += 1
+                time.sleep(owner.delay)
                 body, status = (b"unavailable", 503) if owner.down else (json.dumps(owner.document).encode(), 200)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -310,9 +311,17 @@ async def test_jwks_url_is_cached_and_survives_an_idp_outage(database_url, jwks,
             # The cache expires while the IdP is down: the last good keys keep working, and the service
             # does not fetch again on every request.
             monkeypatch.setattr(auth, "JWKS_CACHE_SECONDS", 0)
-            idp.down = True
-            for _ in range(3):
+            idp.down, idp.delay = True, 1.5  # a slow, failing IdP
+            started = time.monotonic()
+            assert (await me(api, bearer=rs))["data"]["me"]["subject"] == "idp-alice"
+            assert time.monotonic() - started < 1  # the reload runs beside the request, not inside it
+            for _ in range(500):  # the background reload fails...
+                if idp.fetches == 2:
+                    break
+                await asyncio.sleep(0.01)
+            for _ in range(3):  # ...and the next one waits JWKS_RETRY_SECONDS
                 assert (await me(api, bearer=rs))["data"]["me"]["subject"] == "idp-alice"
+            await asyncio.sleep(0.2)
             assert idp.fetches == 2
             assert (await me(api, bearer=token("carol", "viewer")))["data"]["me"]["subject"] == "carol"
 
