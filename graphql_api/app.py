@@ -159,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(rest.router(services))
     Instrumentator(registry=services.metrics.registry, excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added after (so outside) the body limit: a browser sees the 413 itself, not a CORS failure.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -167,7 +169,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app
 

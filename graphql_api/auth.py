@@ -4,6 +4,7 @@ HS256 with the configured secret, or RS256/ES256 against a JWKS (file or URL); `
 `iss`/`aud` are checked when configured, with a clock-skew leeway. `X-API-Key` is the SERVICE key.
 """
 
+import base64
 import hmac
 import json
 import logging
@@ -26,6 +27,8 @@ from graphql_api.config import Settings
 log = logging.getLogger("hitl.auth")
 
 API_KEY_SUBJECT = "service:internal"
+# Subjects the service writes itself (auto-approval, SLA watcher, retraining, demo data): no token may claim them.
+RESERVED_SUBJECT_PREFIXES = ("system:", "synthetic:")
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
 JWKS_CACHE_SECONDS = 300
 JWKS_RETRY_SECONDS = 30
@@ -74,6 +77,7 @@ class Authenticator:
         self._jwks: KeySet | None = None
         self._jwks_loaded_at = 0.0
         self._jwks_retry_at = float("-inf")
+        self._kid_refresh_at = float("-inf")
         self._lock = threading.Lock()
         claims = {"exp": {"essential": True}, "sub": {"essential": True}}
         if settings.jwt_issuer:
@@ -101,6 +105,21 @@ class Authenticator:
                 self._jwks_reloading = True
                 threading.Thread(target=self._reload_jwks, name="hitl-jwks-reload", daemon=True).start()
             return self._jwks
+
+    def _refresh_on_unknown_kid(self, token: str, keyset: KeySet) -> None:
+        """A key id we do not know may be the IdP's new key (rotation): reload soon, at most every
+        JWKS_RETRY_SECONDS, without blocking this request."""
+        try:
+            header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+        except ValueError:
+            return
+        kid = header.get("kid") if isinstance(header, dict) else None
+        if not kid or any(key.kid == kid for key in keyset.keys):
+            return
+        with self._lock:
+            if time.monotonic() >= self._kid_refresh_at:
+                self._jwks_loaded_at = float("-inf")  # stale: the next request starts a background reload
+                self._kid_refresh_at = time.monotonic() + JWKS_RETRY_SECONDS
 
     def _reload_jwks(self) -> None:
         """Load the JWKS (file or URL). On failure keep the last good set, log, and let the next try wait
@@ -142,6 +161,8 @@ class Authenticator:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip() or len(subject) > 200:
             raise Unauthenticated("invalid token: bad subject")
+        if subject.startswith(RESERVED_SUBJECT_PREFIXES) or subject == API_KEY_SUBJECT:
+            raise Unauthenticated("invalid token: the subject is reserved for the service itself")
         return Credential(Actor(subject=subject, roles=parse_roles(claims.get("roles", []))), float(claims["exp"]))
 
     def _decode(self, token: str):  # noqa: ANN202
@@ -150,6 +171,7 @@ class Authenticator:
             try:
                 return jwt.decode(token, keyset, algorithms=ASYMMETRIC_ALGORITHMS)
             except JoseError:
+                self._refresh_on_unknown_kid(token, keyset)
                 if self._secret is None:
                     raise
         if self._secret is None:

@@ -439,3 +439,45 @@ async def test_hitl_serve_refuses_a_missing_or_weak_secret(tmp_path):
         assert code != 0, case
         assert "refusing to start" in stderr and "HITL_JWT_SECRET" in stderr, (case, stderr)
         assert "Traceback" not in stderr, (case, stderr)
+
+
+async def test_reserved_subjects_cannot_be_claimed(api):
+    from tests.api.conftest import token as mint
+
+    for subject in ("system:auto-approval", "system:sla-watcher", "synthetic:generator", "service:internal"):
+        body = await api.gql("{ me { subject } }", as_=mint(subject, "admin"))
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", subject
+
+
+def test_unknown_key_id_triggers_a_jwks_reload(tmp_path):
+    """Key rotation: a token signed with the IdP's new key works once the JWKS has been reloaded, which
+    the unknown key id itself triggers (in the background, rate-limited)."""
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import KeySet, RSAKey
+
+    from db.services.errors import Unauthenticated
+    from graphql_api.auth import Authenticator
+    from graphql_api.config import Settings
+
+    old, new = RSAKey.generate_key(2048, parameters={"kid": "old"}), RSAKey.generate_key(2048, parameters={"kid": "new"})
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(KeySet([old]).as_dict(private=False)))
+    authenticator = Authenticator(Settings(_env_file=None, jwks_file=str(jwks)))
+    for _ in range(100):  # the first load runs in the background
+        if authenticator._keyset() is not None:
+            break
+        time.sleep(0.02)
+    claims = {"sub": "rotated", "roles": ["viewer"], "exp": int(time.time()) + 300}
+    rotated = jose_jwt.encode({"alg": "RS256", "kid": "new"}, claims, new)
+    assert authenticator.verify_token(jose_jwt.encode({"alg": "RS256", "kid": "old"}, claims, old)).actor.subject == "rotated"
+    jwks.write_text(json.dumps(KeySet([old, new]).as_dict(private=False)))
+    with pytest.raises(Unauthenticated):
+        authenticator.verify_token(rotated)  # unknown kid: refused now, reload requested
+    for _ in range(100):
+        try:
+            assert authenticator.verify_token(rotated).actor.subject == "rotated"
+            break
+        except Unauthenticated:
+            time.sleep(0.05)
+    else:
+        pytest.fail("the rotated key was never picked up")
