@@ -118,7 +118,9 @@ async def _run(mode: str, selected: list[str], databases: list[str], log_dir: Pa
     cfg = MODES[mode]
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
-    ctx = scenarios.Context(mode=mode, config=cfg, log_dir=log_dir, profile_dir=profile)
+    ctx = scenarios.Context(mode=mode, config=cfg, log_dir=log_dir, profile_dir=profile, reuse=mode == "smoke")
+    # SIGTERM like Ctrl-C: cancel the run, so every `finally` below stops what it started.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     out = results["scenarios"]
     small_db, large_db = databases
     try:
@@ -129,6 +131,11 @@ async def _run(mode: str, selected: list[str], databases: list[str], log_dir: Pa
         if "pending" in selected or ("soak" in selected and cfg["soak_s"]):
             print(f"loading {cfg['large']:,} SYNTHETIC patches into {large_db} ...", flush=True)
             results["data"]["large"] = await _prepare(large_db, cfg["large"], cfg["pool"])
+        if ctx.reuse and needs_db:  # smoke: start the few servers of the whole run at once
+            wanted = [(small_db, "smoke-small-a", "a"), (small_db, "smoke-small-b", "b")]
+            if "large" in results["data"]:
+                wanted.append((large_db, "smoke-large-a", "a"))
+            await asyncio.to_thread(ctx.serve_many, wanted)
 
         async def step(name: str, keys: tuple[str, ...], coroutine_factory) -> None:  # noqa: ANN001
             if name not in selected:
@@ -163,9 +170,10 @@ async def _run(mode: str, selected: list[str], databases: list[str], log_dir: Pa
             await step("soak", ("memory_soak",), lambda: scenarios.soak(ctx, large_db if "large" in results["data"] else small_db))
         else:
             out["memory_soak"] = {"skipped": "--full only (30 min of mixed load)"}
+        ctx.stop_all(final=True)
         await step("ml", ("ml_predict", "ml_training"), lambda: asyncio.to_thread(scenarios.ml, ctx))
     finally:
-        ctx.stop_all()
+        ctx.stop_all(final=True)
 
 
 async def _drop(databases: list[str]) -> None:
@@ -202,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="hitl-bench-smoke-")) if mode == "smoke" else RESULTS)
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = raise_nofile_limit()
+    os.environ["HITL_BENCH_RUN"] = str(os.getpid())  # inherited by everything started; lets a test find leftovers
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C cleans up even where a shell ignored SIGINT
     databases = [f"hitl_bench_{os.getpid()}", f"hitl_bench_{os.getpid()}_large"]
     log_dir = Path(tempfile.mkdtemp(prefix="hitl-bench-logs-"))
     started = time.monotonic()
@@ -217,11 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results["machine"] = _machine(asyncio.run(pg_settings()))
         asyncio.run(_run(mode, selected, databases, log_dir, results, args.profile))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: stopping everything and dropping the databases", file=sys.stderr)
         results["notes"].append("INTERRUPTED: partial results")
         code = 130
     finally:
+        scenarios.stop_leftover_servers()
         kill_leftovers()
         try:
             asyncio.run(_drop(databases))
