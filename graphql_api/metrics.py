@@ -31,6 +31,11 @@ class Metrics:
         self.rejection_rate = Gauge("hitl_rejection_rate", "Rejected share of decided patches", registry=self.registry)
         self.db_up = Gauge("hitl_db_up", "1 when the database answered the last check", registry=self.registry)
         self.active_subscriptions = Gauge("hitl_active_subscriptions", "Open GraphQL subscriptions in this process", registry=self.registry)
+        self.subscription_executions = Counter(
+            "hitl_subscription_executions_total",
+            "Subscription results computed (once per event and distinct operation, shared by its subscribers)",
+            registry=self.registry,
+        )
         self._cache_seconds = cache_seconds
         self._refreshed_at = float("-inf")
         self._lock = asyncio.Lock()

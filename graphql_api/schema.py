@@ -8,6 +8,7 @@ from graphql_api.complexity import complexity_rule
 from graphql_api.config import Settings
 from graphql_api.errors import CodedErrors
 from graphql_api.mutations import Mutation
+from graphql_api.shared_execution import SharedEventExecutor
 from graphql_api.queries import Query
 from graphql_api.subscriptions import Subscription
 
@@ -29,6 +30,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": settings.max_batch_size}),
+        execution_context_class=SharedEventExecutor,
     )
 
 

@@ -3,6 +3,7 @@ when the token expires, and tracking sockets so shutdown can tell clients to go 
 
 import asyncio
 import contextlib
+import json
 import time
 
 from strawberry.exceptions import ConnectionRejectionError
@@ -11,6 +12,7 @@ from strawberry.types.unset import UNSET
 
 from db.services.errors import DomainError
 from graphql_api.http_router import HttpGraphQLRouter
+from graphql_api.shared_execution import encode_payload
 
 
 class _TransportWsHandler(BaseGraphQLTransportWSHandler):
@@ -33,6 +35,14 @@ class SubscriptionRouter(HttpGraphQLRouter):
     """Authenticates WebSocket clients from connection_init and closes the socket when the token expires."""
 
     graphql_transport_ws_handler_class = _TransportWsHandler
+
+    def encode_json(self, data: object) -> str:
+        """Subscription results shared by many subscribers are encoded once (graphql_api.shared_execution)."""
+        if isinstance(data, dict) and data.get("type") in ("next", "data") and set(data.get("payload") or ()) == {"data"}:
+            body = encode_payload(data["payload"]["data"], super().encode_json)
+            kind = data["type"]
+            return f'{{"id":{json.dumps(data["id"])},"type":"{kind}","payload":{{"data":{body}}}}}'
+        return super().encode_json(data)
 
     async def on_ws_connect(self, context):  # noqa: ANN001, ANN201
         services = context.services

@@ -1,6 +1,7 @@
 """Subscriptions against a real server (SQLite and PostgreSQL): replay, live, filters, auth, slow consumers."""
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -146,3 +147,27 @@ async def test_slow_consumer_is_cut_off_while_others_keep_receiving(api):
                 received += message["type"] == "next"
     assert closed.value.rcvd.code == 4408 and "resume" in closed.value.rcvd.reason
     assert received < 80
+
+
+async def test_each_event_is_executed_once_per_distinct_operation(api):
+    """Ten dashboards with the same subscription cost one execution per event; another shape costs one more."""
+    registry = api.app.state.services.metrics.registry
+
+    def executions() -> float:
+        return registry.get_sample_value("hitl_subscription_executions_total") or 0.0
+
+    clients = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(10):
+            client = await stack.enter_async_context(connect(api.base, token=VIEWER))
+            await client.subscribe(EVENTS)
+            clients.append(client)
+        other = await stack.enter_async_context(connect(api.base, token=VIEWER))
+        await other.subscribe("subscription { patchEvents { seq } }")
+        await asyncio.sleep(0.3)
+        before = executions()
+        await submit(api, 1)
+        payloads = [await client.data() for client in clients]
+        assert (await other.data())["patchEvents"] == {"seq": 1}
+    assert all(payload == payloads[0] for payload in payloads) and payloads[0]["patchEvents"]["patch"]["patchId"] == "P-1"
+    assert executions() - before == 2
