@@ -45,6 +45,7 @@ MODES: dict[str, dict] = {
         "ml_labels": 600, "ml_calls": 30,
         "soak_s": 4, "soak_subscribers": 10, "soak_queue_subscribers": 2, "soak_submit_rate": 4, "soak_decide_rate": 4,
         "soak_read_rate": 8, "soak_churn_s": 1.5, "soak_sample_s": 0.5, "soak_warmup_s": 1, "soak_slope_limit": 5.0,
+        "soak_rss_abort_mib": 2048,
     },
     "quick": {
         "describe": ("quick (< 3 min): 100k patches / 10k pending vs 300k / 30k pending (not the 1M of the target), "
@@ -70,6 +71,7 @@ MODES: dict[str, dict] = {
         "ml_labels": 50_000, "ml_calls": 2_000,
         "soak_s": 1800, "soak_subscribers": 500, "soak_queue_subscribers": 20, "soak_submit_rate": 5, "soak_decide_rate": 5,
         "soak_read_rate": 20, "soak_churn_s": 30, "soak_sample_s": 10, "soak_warmup_s": 300, "soak_slope_limit": 5.0,
+        "soak_rss_abort_mib": 2048,
     },
 }
 
@@ -149,6 +151,9 @@ async def _run(mode: str, selected: list[str], databases: list[str], log_dir: Pa
                 value = await coroutine_factory()
                 value = value if isinstance(value, tuple) else (value,)
                 for key, entry in zip(keys, value):
+                    if mode == "smoke":  # tiny sizes: the numbers exercise the code, they judge nothing
+                        for t in entry.get("targets", []):
+                            t["met"], t["note"] = None, "smoke mode"
                     entry["seconds"] = round(time.monotonic() - started, 1)
                     entry["load_average_before_after"] = [load_before, _loadavg()]
                     out[key] = entry

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 
+IDLE_RECONNECT_S = 3.0
 
 class HttpConnection:
     def __init__(self, host: str, port: int) -> None:
@@ -19,9 +20,11 @@ class HttpConnection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def open(self) -> HttpConnection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.last_used = time.monotonic()
         return self
 
     async def close(self) -> None:
@@ -35,8 +38,17 @@ class HttpConnection:
 
     async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
                       timeout: float = 60.0) -> tuple[int, bytes]:
+        # uvicorn closes keep-alive connections idle for 5 s: reconnect before that rather than race it.
+        if self.writer is not None and time.monotonic() - self.last_used > IDLE_RECONNECT_S:
+            await self.close()
         if self.writer is None:
             await self.open()
+        try:
+            return await self._exchange(method, path, body, headers, timeout)
+        finally:
+            self.last_used = time.monotonic()
+
+    async def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str] | None, timeout: float) -> tuple[int, bytes]:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive"]
         for name, value in (headers or {}).items():
             lines.append(f"{name}: {value}")

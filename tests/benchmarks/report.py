@@ -71,7 +71,8 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             p["targets"][0])
     if (p := s.get("memory_soak")) and "figure" in p:
         f = p["figure"]
-        add(f"RSS over {p['config']['seconds'] / 60:.0f} min of mixed load",
+        ran = f"{f['duration_s'] / 60:.1f} of {p['config']['seconds'] / 60:.1f} min" if f.get("duration_s") else f"{p['config']['seconds'] / 60:.1f} min"
+        add(f"RSS over {ran} of mixed load" + (f" (stopped: {f['aborted']})" if f.get("aborted") else ""),
             f"slope {f['slope_mib_per_h_after_warmup']} MiB/h; {f['start_rss_mib']} → {f['end_rss_mib']} MiB (max {f['max_rss_mib']})",
             f"start: {f['start_rss_mib']} MiB", "—", p["targets"][0])
     return rows

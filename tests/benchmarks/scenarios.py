@@ -694,6 +694,7 @@ async def soak(ctx: Context, database: str) -> dict:
     lead = GraphQLClient(HOST, server.port, token=token("bench-lead", "lead", ttl=TOKEN_TTL))
     reviewer = GraphQLClient(HOST, server.port, token=token("bench-soak-reviewer", "reviewer", ttl=TOKEN_TTL))
     samples: list[tuple[float, float]] = []
+    aborted: list[str] = []
     counts = {"submit": 0, "approve": 0, "reject": 0, "comment": 0, "page": 0, "audit": 0, "churn": 0, "errors": 0}
     error_samples: list[str] = []
     try:
@@ -765,6 +766,10 @@ async def soak(ctx: Context, database: str) -> dict:
 
         async def sample() -> None:
             samples.append((time.monotonic() - start, rss_mib(server.process.pid)))
+            if samples[-1][1] > cfg["soak_rss_abort_mib"] and not aborted:
+                # A runaway process on a shared 24 GiB machine: stop the load, report what was seen.
+                aborted.append(f"RSS {samples[-1][1]:.0f} MiB > {cfg['soak_rss_abort_mib']} MiB after {samples[-1][0]:.0f} s")
+                deadline.end = time.monotonic()
 
         await asyncio.gather(
             every(1 / cfg["soak_submit_rate"], submit),
@@ -786,7 +791,9 @@ async def soak(ctx: Context, database: str) -> dict:
     steady = [p for p in samples if p[0] >= warmup]
     slope_all, slope_steady = slope_per_hour(samples), slope_per_hour(steady)
     start_rss = samples[0][1] if samples else None
-    met = None if slope_steady is None else slope_steady <= cfg["soak_slope_limit"]
+    if slope_steady is None and aborted:  # stopped before the warm-up ended: judge on what there is
+        slope_steady = slope_all
+    met = False if aborted else None if slope_steady is None else slope_steady <= cfg["soak_slope_limit"]
     return {
         "title": f"server RSS over {seconds / 60:.1f} min of mixed load",
         "config": {"seconds": seconds, "patchEvents_subscribers": cfg["soak_subscribers"],
@@ -800,7 +807,9 @@ async def soak(ctx: Context, database: str) -> dict:
                    "max_rss_mib": round(max(p[1] for p in samples), 1) if samples else None,
                    "slope_mib_per_h_after_warmup": round(slope_steady, 2) if slope_steady is not None else None,
                    "slope_mib_per_h_all": round(slope_all, 2) if slope_all is not None else None,
-                   "operations": counts, "error_samples": error_samples, "client_status": status},
+                   "operations": counts, "error_samples": error_samples, "client_status": status,
+                   "aborted": aborted[0] if aborted else None,
+                   "duration_s": round(samples[-1][0], 1) if samples else None},
         "baseline": {"what": "RSS at the start of the load", "start_rss_mib": round(start_rss, 1) if start_rss else None},
         "samples": [(round(t, 1), round(r, 2)) for t, r in samples],
         "targets": [target("trend", "no upward RSS trend (slope after warm-up)",
