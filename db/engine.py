@@ -30,7 +30,9 @@ def create_engine(url: str, *, pool_min: int = 2, pool_max: int = 10, applicatio
         url,
         pool_size=max(pool_min, 1),
         max_overflow=max(pool_max - max(pool_min, 1), 0),
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every request); a connection found dead invalidates the pool.
+        pool_pre_ping=False,
+        pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
@@ -47,6 +49,10 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        # Reads need no transaction: AUTOCOMMIT saves the BEGIN and ROLLBACK round trips of every read.
+        self._read_sessions = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False
+        )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._after_commit: list[Callable[[], None]] = []
 
@@ -64,7 +70,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        async with self._read_sessions() as session:
             yield session
 
     @asynccontextmanager

@@ -201,8 +201,11 @@ class Hub:
             return
         while True:
             async with self.db.read() as session:
-                rows = await audit_log.after_seq(session=session, seq=self.last_seq, limit=READ_BATCH)
-                events = await build_events(session, rows)
+                if self._subscribers or self._shapes or self._summary_subscribers:
+                    rows = await audit_log.after_seq(session=session, seq=self.last_seq, limit=READ_BATCH)
+                    events = await build_events(session, rows) if self._subscribers else []
+                else:  # nobody is listening: only advance the position (and notice model activations)
+                    rows, events = await audit_log.actions_after(session=session, seq=self.last_seq, limit=READ_BATCH), []
             if not rows:
                 return
             for event in events:

@@ -70,3 +70,15 @@ async def trails(*, session: AsyncSession, decision_ids: Sequence[uuid.UUID]) ->
 async def after_seq(*, session: AsyncSession, seq: int, limit: int = 500) -> list[AuditEntry]:
     """Events committed after `seq`, in order: the replay source of the event stream."""
     return list((await session.exec(select(AuditEntry).where(AuditEntry.seq > seq).order_by(AuditEntry.seq).limit(limit))).all())
+
+
+@dataclass(frozen=True)
+class ActionAt:
+    seq: int
+    action: str
+
+
+async def actions_after(*, session: AsyncSession, seq: int, limit: int = 500) -> list[ActionAt]:
+    """Just the positions and actions after `seq` (for following the log without building events)."""
+    statement = select(AuditEntry.seq, AuditEntry.action).where(AuditEntry.seq > seq).order_by(AuditEntry.seq).limit(limit)
+    return [ActionAt(seq=row[0], action=row[1]) for row in (await session.exec(statement)).all()]
