@@ -3,6 +3,8 @@
 import logging
 from collections.abc import Iterator
 
+import structlog
+
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -46,3 +48,13 @@ class CodedErrors(SchemaExtension):
             result.errors = [coded(error, request_id) for error in result.errors]
         if context.pre_execution_errors:
             context.pre_execution_errors = [coded(error, request_id) for error in context.pre_execution_errors]
+
+
+class OperationLogContext(SchemaExtension):
+    """Binds the GraphQL operation name to the request's log lines (the access log included)."""
+
+    def on_operation(self) -> Iterator[None]:
+        name = self.execution_context.operation_name
+        if name:
+            structlog.contextvars.bind_contextvars(operation=name[:100])
+        yield

@@ -6,7 +6,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from graphql_api.complexity import complexity_rule
 from graphql_api.config import Settings
-from graphql_api.errors import CodedErrors
+from graphql_api.errors import CodedErrors, OperationLogContext
 from graphql_api.mutations import Mutation
 from graphql_api.shared_execution import SharedEventExecutor
 from graphql_api.queries import Query
@@ -26,6 +26,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     rule = complexity_rule(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases, max_cost=settings.max_query_cost)
     extensions = [
         CodedErrors,
+        OperationLogContext,
         # Dashboards and scripts send the same documents again and again: parse and validate each once.
         lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
         lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),

@@ -1,20 +1,22 @@
 """`hitl serve` as operators run it: proxy headers decide the client IP in the audit log."""
 
+import json
+
 import httpx
 import pytest
 
-from tests.api.conftest import SERVICE, VIEWER, patch_input
+from tests.api.conftest import API_KEY, SECRET, SERVICE, VIEWER, patch_input
 from tests.processes import serving
 
 pytestmark = pytest.mark.slow
-SUBMIT = "mutation($i: SubmitPatchInput!) { submitPatch(input: $i) { patch { auditTrail { ipAddress userAgent } } } }"
+SUBMIT = "mutation SubmitFromUpstream($i: SubmitPatchInput!) { submitPatch(input: $i) { patch { auditTrail { ipAddress userAgent } } } }"
 
 
 async def _recorded_ip(base: str, n: int) -> str:
     async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
         response = await client.post(
             f"{base}/graphql",
-            json={"query": SUBMIT, "variables": {"i": patch_input(n)}},
+            json={"query": SUBMIT, "variables": {"i": patch_input(n)}, "operationName": "SubmitFromUpstream"},
             headers={"Authorization": f"Bearer {SERVICE}", "X-Forwarded-For": "203.0.113.7, 10.0.0.2", "User-Agent": "upstream/2.0"},
         )
     trail = response.json()["data"]["submitPatch"]["patch"]["auditTrail"]
@@ -30,3 +32,10 @@ async def test_client_ip_behind_a_trusted_proxy(database_url, tmp_path, trusted,
         async with httpx.AsyncClient(trust_env=False) as client:
             me = (await client.post(f"{server.base}/graphql", json={"query": "{ me { subject } }"}, headers={"Authorization": f"Bearer {VIEWER}"})).json()
         assert me == {"data": {"me": {"subject": "vera"}}}
+        async with httpx.AsyncClient(trust_env=False) as client:  # a forged token is refused and must not be logged either
+            await client.post(f"{server.base}/graphql", json={"query": "{ me { subject } }"}, headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."})
+    log = server.log_path.read_text()
+    access = [json.loads(line) for line in log.splitlines() if '"hitl.access"' in line]
+    assert any(entry.get("operation") == "SubmitFromUpstream" and entry.get("subject") == "svc-upstream" and entry.get("request_id") for entry in access)
+    for secret in (SERVICE, VIEWER, SECRET, API_KEY, "eyJhbGciOiJub25lIn0"):
+        assert secret not in log
