@@ -10,33 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from db.engine import Database
 from db.migrate import upgrade
+from tests.pg import PG_ADMIN_DSN, pg_admin, pg_dsn, pg_url  # noqa: F401 - re-exported for tests
 
-PG_ADMIN_DSN = os.environ.get("HITL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
 _counter = itertools.count()
-
-
-def pg_url(database: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    return f"{base}/{database}".replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-def pg_dsn(database: str) -> str:
-    return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}"
-
-
-async def _pg_admin(*statements: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def _off_loop(function, *args):  # noqa: ANN001, ANN202
@@ -55,12 +36,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     name = f"hitl_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    _off_loop(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    _off_loop(asyncio.run, pg_admin(f'CREATE DATABASE "{name}"'))
     try:
         _off_loop(upgrade, pg_url(name))
         yield name
     finally:
-        _off_loop(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _off_loop(asyncio.run, pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @asynccontextmanager
@@ -73,11 +54,11 @@ async def _fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path
         return
     template = request.getfixturevalue("pg_template")
     name = f"hitl_t_{os.getpid()}_{next(_counter)}"
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield pg_url(name)
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-PG_ADMIN_DSN = os.environ.get("HITL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.pg import PG_ADMIN_DSN, pg_admin, pg_dsn as dsn_for, pg_url as url_for  # noqa: F401 - shared with tests/conftest.py
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -65,21 +66,7 @@ def raise_nofile_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def dsn_for(database: str) -> str:
-    return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}"
 
-
-def url_for(database: str) -> str:
-    return dsn_for(database).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def pg_admin(*statements: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def pg_settings() -> dict:
