@@ -14,7 +14,7 @@ import pytest
 
 from db.engine import Database
 from db.migrate import upgrade
-from tests.pg import PG_ADMIN_DSN, pg_admin, pg_dsn, pg_url  # noqa: F401 - re-exported for tests
+from tests.pg import pg_admin, pg_url
 
 BACKENDS = ["sqlite", "postgresql"]
 _counter = itertools.count()

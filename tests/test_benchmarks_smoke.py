@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import PG_ADMIN_DSN
+from tests.pg import PG_ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("pending_page", "pending_page_scale", "approvals", "subscribers", "mutation_latency", "cross_replica",

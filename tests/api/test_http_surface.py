@@ -20,7 +20,7 @@ import uvicorn
 from graphql_api.app import create_app
 from graphql_api.config import Settings
 from tests.api.conftest import API_KEY, LEAD, REVIEWER, VIEWER, Api, free_port, settings_for, submit, token
-from tests.conftest import _pg_admin, pg_url
+from tests.pg import pg_admin, pg_url
 
 NO_ROLE = token("nobody", "no-such-role")
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -119,12 +119,12 @@ async def test_ready_is_503_on_an_empty_sqlite_file(tmp_path):
 
 async def test_ready_is_503_on_an_empty_postgresql_database():
     name = f"hitl_t_empty_{os.getpid()}"
-    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    await pg_admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
     try:
         async with running(settings_for(pg_url(name))) as api:
             await assert_not_ready(api, "hitl db upgrade")
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def assert_not_ready(api: Api, reason_part: str) -> None:
@@ -148,7 +148,7 @@ async def test_ready_is_503_when_the_database_goes_away(pg_database_url):
     async with running(settings_for(pg_database_url)) as api:
         assert (await api.client.get(f"{api.base}/ready")).status_code == 200
         assert value(await metrics(api), "hitl_db_up") == 1
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{make_url(pg_database_url).database}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{make_url(pg_database_url).database}" WITH (FORCE)')
         await assert_not_ready(api, "database")
         assert value(await metrics(api), "hitl_db_up") == 0
         assert (await api.client.get(f"{api.base}/health")).json() == {"status": "ok"}

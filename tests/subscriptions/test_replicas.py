@@ -8,7 +8,7 @@ import pytest
 import websockets
 
 from tests.api.conftest import ADMIN, REVIEWER, SERVICE, VIEWER, patch_input
-from tests.conftest import PG_ADMIN_DSN
+from tests.pg import PG_ADMIN_DSN
 from tests.processes import serving
 from tests.subscriptions.wsclient import connect
 
