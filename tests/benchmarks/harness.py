@@ -186,6 +186,21 @@ async def _drop(databases: list[str]) -> None:
         await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _merge(results: dict, earlier: dict) -> None:
+    origin = {key: earlier.get(key) for key in ("started_at", "command", "mode", "wall_s")}
+    origin["commit"] = earlier.get("git", {}).get("commit")
+    merged = []
+    for key, entry in earlier.get("scenarios", {}).items():
+        if "skipped" in results["scenarios"].get(key, {"skipped": True}) and "skipped" not in entry:
+            results["scenarios"][key] = {**entry, "from_run": origin}
+            merged.append(key)
+    for key, value in earlier.get("data", {}).items():
+        results["data"].setdefault(key, value)
+    if merged:
+        results["notes"].append(f"Merged from the run of {origin['started_at']} ({origin['command']}, commit "
+                                f"{(origin['commit'] or '?')[:12]}): {', '.join(merged)}.")
+
+
 def _loadavg() -> str:
     with open("/proc/loadavg") as loadavg:
         return " ".join(loadavg.read().split()[:3])
@@ -205,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default tests/benchmarks/results/)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record every server with py-spy (collapsed stacks) into this directory")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="a results.json of an earlier run: scenarios not selected with --only are taken from it "
+                             "(each marked with the run it comes from)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server and client logs (path printed)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full" if args.full else "smoke"
@@ -249,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
     results["wall_s"] = round(time.monotonic() - started, 1)
+    if args.merge is not None:
+        _merge(results, json.loads(args.merge.read_text()))
     results["notes"].append(
         "Data is SYNTHETIC (ml/synthetic.py templates, 'SYNTH-BENCH-' ids), bulk-loaded with COPY; "
         "latencies are medians/p99 over all samples of repeated rounds; every ratio compares with a baseline "

@@ -30,11 +30,12 @@ class HttpConnection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            writer, self.writer = self.writer, None
             try:
-                await self.writer.wait_closed()
-            except OSError:
-                pass
-            self.writer = None
+                await asyncio.wait_for(writer.wait_closed(), 5)
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - a reset while closing changes nothing
+                if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():
+                    raise
 
     async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
                       timeout: float = 60.0) -> tuple[int, bytes]:

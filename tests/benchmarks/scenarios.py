@@ -386,7 +386,11 @@ async def approvals(ctx: Context, database: str) -> dict:
 
 
 async def _metric(client: GraphQLClient, name: str) -> float | None:
-    status, body = await client.get("/metrics")
+    probe = GraphQLClient(HOST, client.connection.port)  # a fresh connection: the probe may idle for minutes
+    try:
+        status, body = await probe.get("/metrics")
+    finally:
+        await probe.close()
     for line in body.decode().splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
@@ -484,7 +488,7 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
     probe = GraphQLClient(HOST, server.port)
     mutator = await Mutator(server.port, dsn_for(database), f"sub{ctx.mode}").open()
     floods = await FloodGroup.start(cfg["flood_processes"], ctx.log_dir, "flood-")
-    levels_out = []
+    levels_out, level_errors = [], []
     try:
         await asyncio.sleep(1.0)
         idle_rss = rss_mib(server.process.pid)
@@ -495,38 +499,43 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
         rss_after_warmup = rss_mib(server.process.pid)
         current = 0
         for level in cfg["levels"]:
-            connect = await floods.connect(level - current, host=HOST, port=server.port, token=viewer,
-                                           query=EVENTS_SUBSCRIPTION, timeout=cfg["connect_timeout_s"])
-            current += connect["connected"]
-            active = await _wait_subscriptions(probe, current, cfg["connect_timeout_s"])
-            await asyncio.sleep(cfg["settle_s"])
-            rss_connected = rss_mib(server.process.pid)
-            cpu_before = cpu_seconds(server.process.pid)
-            paced = await _paced_events(mutator, floods, current, cfg["events_per_level"], cfg["delivery_timeout_s"], cfg["event_gap_s"])
-            cpu_per_event = (cpu_seconds(server.process.pid) - cpu_before) / max(cfg["events_per_level"], 1)
-            rss_events = rss_mib(server.process.pid)
-            entry = {
-                "subscribers": current, "requested": level, "connect_failed": connect["failed"],
-                "connect_failures": connect["failures"], "connect_seconds": connect["seconds"],
-                "active_subscriptions_metric": active,
-                "rss_mib_connected": round(rss_connected, 1), "rss_mib_after_events": round(rss_events, 1),
-                "rss_mib": round(max(rss_connected, rss_events), 1),
-                "rss_kib_per_subscriber": round((max(rss_connected, rss_events) - idle_rss) * 1024 / max(current, 1), 1),
-                "events": cfg["events_per_level"], "missing_deliveries": paced["missing"],
-                "last_subscriber_ms": latency_stats(paced["last"]), "median_subscriber_ms": latency_stats(paced["median"]),
-                "mutation_ms_paced": latency_stats(paced["mutation"]),
-                "server_cpu_ms_per_event": round(cpu_per_event * 1000, 1),
-            }
-            if level == cfg["mutation_level"]:
-                stream = await _stream_mutations(mutator, cfg["stream_mutations"], cfg["stream_rate"])
-                seq = await mutator.seq_of(mutator.last_stream_id)
-                await _deliver(floods, seq, current, cfg["delivery_timeout_s"] * 3)  # let the backlog drain
-                entry["mutation_ms_stream"] = latency_stats(stream)
-            entry["client_status"] = await floods.status()
-            levels_out.append(entry)
-            print(f"  {current:>6} subscribers: RSS {entry['rss_mib']:.0f} MiB, last subscriber median "
-                  f"{entry['last_subscriber_ms']['median']} ms p99 {entry['last_subscriber_ms']['p99']} ms, "
-                  f"server CPU {entry['server_cpu_ms_per_event']} ms/event", flush=True)
+            try:
+                connect = await floods.connect(level - current, host=HOST, port=server.port, token=viewer,
+                                               query=EVENTS_SUBSCRIPTION, timeout=cfg["connect_timeout_s"])
+                current += connect["connected"]
+                active = await _wait_subscriptions(probe, current, cfg["connect_timeout_s"])
+                await asyncio.sleep(cfg["settle_s"])
+                rss_connected = rss_mib(server.process.pid)
+                cpu_before = cpu_seconds(server.process.pid)
+                paced = await _paced_events(mutator, floods, current, cfg["events_per_level"], cfg["delivery_timeout_s"], cfg["event_gap_s"])
+                cpu_per_event = (cpu_seconds(server.process.pid) - cpu_before) / max(cfg["events_per_level"], 1)
+                rss_events = rss_mib(server.process.pid)
+                entry = {
+                    "subscribers": current, "requested": level, "connect_failed": connect["failed"],
+                    "connect_failures": connect["failures"], "connect_seconds": connect["seconds"],
+                    "active_subscriptions_metric": active,
+                    "rss_mib_connected": round(rss_connected, 1), "rss_mib_after_events": round(rss_events, 1),
+                    "rss_mib": round(max(rss_connected, rss_events), 1),
+                    "rss_kib_per_subscriber": round((max(rss_connected, rss_events) - idle_rss) * 1024 / max(current, 1), 1),
+                    "events": cfg["events_per_level"], "missing_deliveries": paced["missing"],
+                    "last_subscriber_ms": latency_stats(paced["last"]), "median_subscriber_ms": latency_stats(paced["median"]),
+                    "mutation_ms_paced": latency_stats(paced["mutation"]),
+                    "server_cpu_ms_per_event": round(cpu_per_event * 1000, 1),
+                }
+                if level == cfg["mutation_level"]:
+                    stream = await _stream_mutations(mutator, cfg["stream_mutations"], cfg["stream_rate"])
+                    seq = await mutator.seq_of(mutator.last_stream_id)
+                    await _deliver(floods, seq, current, cfg["delivery_timeout_s"] * 3)  # let the backlog drain
+                    entry["mutation_ms_stream"] = latency_stats(stream)
+                entry["client_status"] = await floods.status()
+                levels_out.append(entry)
+                print(f"  {current:>6} subscribers: RSS {entry['rss_mib']:.0f} MiB, last subscriber median "
+                      f"{entry['last_subscriber_ms']['median']} ms p99 {entry['last_subscriber_ms']['p99']} ms, "
+                      f"server CPU {entry['server_cpu_ms_per_event']} ms/event", flush=True)
+            except Exception as exc:  # noqa: BLE001 - keep the levels measured so far; say where it broke
+                level_errors.append(f"at {level:,} subscribers: {type(exc).__name__}: {exc}"[:300])
+                print(f"  level {level:,} failed: {level_errors[-1]}", flush=True)
+                break
     finally:
         await floods.stop()
         await mutator.close()
@@ -547,6 +556,7 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
         "baseline": {"what": "idle server RSS (started, ready, no subscribers)", "idle_rss_mib": round(idle_rss, 1),
                      "rss_after_warmup_mib": round(rss_after_warmup, 1)},
         "levels": levels_out,
+        "level_errors": level_errors,
         "targets": [
             target("RSS at 10k", "<= 512 MiB with 10,000 subscribers", at_top["rss_mib"] if at_top else None,
                    rss_target_met, None if top >= 10_000 else f"RSS at {top:,}, the largest level in this mode"),
