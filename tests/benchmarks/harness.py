@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default tests/benchmarks/results/)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record every server with py-spy (collapsed stacks) into this directory")
+    parser.add_argument("--soak-seconds", type=float, default=None,
+                        help="run the memory soak for this long instead of the mode's duration (warm-up: a sixth of it, at most 5 min)")
     parser.add_argument("--merge", type=Path, default=None,
                         help="a results.json of an earlier run: scenarios not selected with --only are taken from it "
                              "(each marked with the run it comes from)")
@@ -232,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="hitl-bench-smoke-")) if mode == "smoke" else RESULTS)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.soak_seconds is not None:
+        MODES[mode] = {**MODES[mode], "soak_s": args.soak_seconds,
+                       "soak_warmup_s": min(300.0, args.soak_seconds / 6)}
+        if "soak_subscribers" not in MODES[mode]:  # quick has no soak of its own: use the full one's load
+            MODES[mode] = {**MODES["full"], **MODES[mode], "soak_s": args.soak_seconds, "soak_warmup_s": min(300.0, args.soak_seconds / 6)}
     limits = raise_nofile_limit()
     os.environ["HITL_BENCH_RUN"] = str(os.getpid())  # inherited by everything started; lets a test find leftovers
     signal.signal(signal.SIGTERM, _terminate)

@@ -570,6 +570,7 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
     mp = at_2k["mutation_ms_paced"] if at_2k else None
     ms = at_2k.get("mutation_ms_stream") if at_2k else None
     stream_ratio = ratio(ms["median"], zs["median"]) if ms else None
+    stream_p99_ratio = ratio(ms["p99"], zs["p99"]) if ms else None
     mutation = {
         "title": f"submitPatch latency with {cfg['mutation_level']:,} patchEvents subscribers vs 0",
         "config": {"stream": f"{cfg['stream_mutations']} mutations at {cfg['stream_rate']}/s, not waiting for delivery "
@@ -581,8 +582,11 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
         "ratio_p99": ratio(ms["p99"], zs["p99"]) if ms else None,
         "ratio_median_paced": ratio(mp["median"], zp["median"]) if mp else None,
         "ratio_p99_paced": ratio(mp["p99"], zp["p99"]) if mp else None,
-        "targets": [target("median ratio (stream)", "<= 1.5x the latency at 0 subscribers", stream_ratio,
+        "targets": [target("median ratio (stream)", "<= 1.5x the latency at 0 subscribers (median)", stream_ratio,
                            stream_ratio <= 1.5 if stream_ratio is not None and cfg["mutation_level"] == 2000 else None,
+                           None if cfg["mutation_level"] == 2000 else f"measured at {cfg['mutation_level']:,} in this mode"),
+                    target("p99 ratio (stream)", "<= 1.5x the latency at 0 subscribers (p99)", stream_p99_ratio,
+                           stream_p99_ratio <= 1.5 if stream_p99_ratio is not None and cfg["mutation_level"] == 2000 else None,
                            None if cfg["mutation_level"] == 2000 else f"measured at {cfg['mutation_level']:,} in this mode")],
     }
     return subs, mutation
