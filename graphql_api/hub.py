@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -123,7 +124,8 @@ class Hub:
         self._queues_dirty = asyncio.Event()
         self._summary_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._connections: set = set()
+        # Weak: a closed socket must not be kept alive by the hub (it is only needed to say 1001 on shutdown).
+        self._connections: weakref.WeakSet = weakref.WeakSet()
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -32,6 +32,9 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def build_per_event_executor(self, payload: Any):  # noqa: ANN201
         executor = super().build_per_event_executor(payload)
+        # graphql-core 3.3 copies the executor shallowly, sharing a memo keyed by id() of per-event lists it
+        # keeps alive: without a fresh one every event would stay in memory for the life of the subscription.
+        executor._relevant_sub_fields = {}
         if self._share_key is None:
             document = self.operation.loc.source.body if self.operation.loc else print_ast(self.operation)
             variables = json.dumps(self.variable_values.coerced, sort_keys=True, default=str)

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import json
 import time
+import weakref
 
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
@@ -56,8 +57,15 @@ class SubscriptionRouter(HttpGraphQLRouter):
         services.hub.track_connection(websocket)
         if credential.expires_at is not None:
             delay = max(credential.expires_at - time.time(), 0) + services.settings.jwt_leeway_seconds
-            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(_close(websocket, 4401, "token expired")))
+            socket_ref = weakref.ref(websocket)  # the timer must not keep a closed socket alive until expiry
+            asyncio.get_running_loop().call_later(delay, lambda: _close_if_open(socket_ref, 4401, "token expired"))
         return UNSET
+
+
+def _close_if_open(socket_ref: weakref.ref, code: int, reason: str) -> None:
+    websocket = socket_ref()
+    if websocket is not None:
+        asyncio.ensure_future(_close(websocket, code, reason))
 
 
 async def _close(websocket, code: int, reason: str) -> None:  # noqa: ANN001

@@ -171,3 +171,20 @@ async def test_each_event_is_executed_once_per_distinct_operation(api):
         assert (await other.data())["patchEvents"] == {"seq": 1}
     assert all(payload == payloads[0] for payload in payloads) and payloads[0]["patchEvents"]["patch"]["patchId"] == "P-1"
     assert executions() - before == 2
+
+
+async def test_closed_connections_are_not_retained(api):
+    """The hub remembers open sockets only (to send 1001 on shutdown); closed ones must be freed."""
+    import gc
+
+    hub = api.app.state.services.hub
+    for _ in range(5):
+        async with connect(api.base, token=VIEWER) as client:
+            await client.subscribe(EVENTS)
+            await asyncio.sleep(0.05)
+    for _ in range(50):
+        gc.collect()
+        if len(hub._connections) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert len(hub._connections) == 0
