@@ -192,7 +192,7 @@ def _merge(results: dict, earlier: dict) -> None:
     merged = []
     for key, entry in earlier.get("scenarios", {}).items():
         if "skipped" in results["scenarios"].get(key, {"skipped": True}) and "skipped" not in entry:
-            results["scenarios"][key] = {**entry, "from_run": origin}
+            results["scenarios"][key] = {"from_run": origin, **entry}  # keeps an older run's own origin
             merged.append(key)
     for key, value in earlier.get("data", {}).items():
         results["data"].setdefault(key, value)

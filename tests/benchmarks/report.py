@@ -25,12 +25,26 @@ def _x(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"
 
 
+class _Tracking(dict):
+    """The scenarios, remembering the last one looked up (so a row can name the run it comes from)."""
+
+    last: dict = {}
+
+    def get(self, key, default=None):  # noqa: ANN001, ANN201
+        value = super().get(key, default)
+        self.last = value or {}
+        return value
+
+
 def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
-    s = results["scenarios"]
+    s = _Tracking(results["scenarios"])
     rows = []
 
     def add(scenario: str, figure: str, baseline: str, ratio: str, entry: dict) -> None:
         note = f" ({entry['note']})" if entry.get("note") else ""
+        origin = s.last.get("from_run")
+        if origin:
+            scenario += f" [run of {origin['started_at'][:16]}, commit {(origin.get('commit') or '?')[:8]}]"
         rows.append((scenario, figure, baseline, ratio, entry["target"], _met(entry["met"]) + note))
 
     if (p := s.get("pending_page")) and "figure" in p:
@@ -65,7 +79,8 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                 _x(p["ratio_p99"]) + " (p99)", p["targets"][1])
     if (p := s.get("cross_replica")) and "figure" in p:
         add("event delivery to a subscriber on the other replica (median / p99)", _lat(p["figure"]),
-            "same replica: " + _lat(p["baseline"]), f"+{_ms(p['extra_p99_ms'])} ms p99", p["targets"][0])
+            "same replica: " + _lat(p["baseline"]),
+            "—" if p["extra_p99_ms"] is None else f"{p['extra_p99_ms']:+.1f} ms p99", p["targets"][0])
     if (p := s.get("ml_predict")) and "figure" in p:
         add("XGBoost predict + SHAP, one patch (median / p99)", _lat(p["figure"]), "inplace_predict: " + _lat(p["baseline"]),
             _x(p["ratio_p99"]) + " (p99)", p["targets"][0])
