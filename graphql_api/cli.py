@@ -42,6 +42,25 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
     typer.echo(f"database at {revision}")
 
 
+@db_app.command("grant-app-role")
+def db_grant_app_role(role: Annotated[str, typer.Argument(help="The PostgreSQL role `hitl serve` connects as")]) -> None:
+    """Give ROLE exactly the privileges the service needs (run as the tables' owner, after upgrade).
+
+    ROLE may then read and write the queue but never change or delete audit entries, nor disable the
+    triggers that guard them.
+    """
+    from db.roles import RoleProblem, grant_application_role
+
+    settings = _settings()
+    try:
+        privileges = asyncio.run(grant_application_role(settings.effective_database_url, role))
+    except RoleProblem as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for table, allowed in privileges.items():
+        typer.echo(f"{table}: {allowed}")
+
+
 @app.command()
 def token(
     sub: Annotated[str, typer.Option("--sub", help="Subject (who)")],
