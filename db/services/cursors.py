@@ -3,11 +3,13 @@
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 from db.services.errors import BadUserInput
 
 MAX_CURSOR_LENGTH = 512
+# Integer parts are database keys (BIGINT at most): anything outside that range is not a cursor we issued.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def encode(*key: object) -> str:
@@ -24,18 +26,20 @@ def decode(cursor: str, *, kinds: tuple[type, ...], field: str = "after") -> tup
         if not isinstance(raw, list) or len(raw) != len(kinds):
             raise ValueError("wrong shape")
         return tuple(_parse(kind, part) for kind, part in zip(kinds, raw, strict=True))
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise BadUserInput(f"{field} is not a valid cursor", field=field) from None
 
 
 def _parse(kind: type, part: object) -> object:
     if kind is int and isinstance(part, int) and not isinstance(part, bool):
+        if not INT64_MIN <= part <= INT64_MAX:
+            raise ValueError("out of range")
         return part
     if kind is datetime and isinstance(part, str):
         moment = datetime.fromisoformat(part)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment
+        return moment.astimezone(timezone.utc)  # OverflowError when it leaves the datetime range
     if kind is uuid.UUID and isinstance(part, str):
         return uuid.UUID(part)
     if kind is str and isinstance(part, str):

@@ -11,6 +11,7 @@ from db.models import Approval, Patch
 from db.services import audit
 from db.services.actor import Actor
 from db.services.errors import BadUserInput, Conflict, NotFound
+from db.services.validation import LIMITS, text_field
 from db.types import utcnow
 
 
@@ -28,6 +29,8 @@ async def get(*, session: AsyncSession, patch_id: str | uuid.UUID) -> Patch | No
 
 
 async def get_by_patch_id(*, session: AsyncSession, upstream_id: str) -> Patch | None:
+    # Checked like the submitted value: a NUL or a lone surrogate must not reach the database (PostgreSQL refuses both).
+    upstream_id = text_field(upstream_id, field="patchId", max_length=LIMITS["identifier"])
     return (await session.exec(select(Patch).where(Patch.patch_id == upstream_id))).first()
 
 

@@ -96,6 +96,8 @@ async def pending_page(
     seek = []
     if after is not None:
         rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
+        if rank not in PRIORITY_RANK.values():
+            raise BadUserInput("after is not a valid cursor", field="after")
         key = tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id))
         seek.append(tuple_(Patch.priority_rank, Patch.created_at, Patch.id) > key)
     return await fetch_page(

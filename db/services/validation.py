@@ -14,6 +14,8 @@ from db.services.errors import BadUserInput
 # Control characters other than tab, newline and carriage return (NUL included); also DEL and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAK = re.compile(r"[\r\n\t]")
+# Lone UTF-16 surrogates (JSON allows "\ud800"): not encodable as UTF-8, so no database can store or compare them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 CVE_PATTERN = re.compile(r"^CVE-\d{4}-\d{4,19}$")
 CWE_PATTERN = re.compile(r"^CWE-\d{1,6}$")
 
@@ -45,6 +47,8 @@ def text_field(value: str | None, *, field: str, max_length: int, required: bool
         raise BadUserInput(f"{field} is longer than {max_length} characters", field=field)
     if _CONTROL.search(value) or (not multiline and _LINE_BREAK.search(value)):
         raise BadUserInput(f"{field} contains control characters", field=field)
+    if _SURROGATE.search(value):
+        raise BadUserInput(f"{field} is not valid Unicode text (lone surrogate)", field=field)
     if required and not value.strip():
         raise BadUserInput(f"{field} must not be blank", field=field)
     return value
@@ -165,4 +169,7 @@ def aware(moment: datetime | None, *, field: str) -> datetime | None:
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise BadUserInput(f"{field} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)", field=field)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise BadUserInput(f"{field} is out of range once converted to UTC", field=field) from None
