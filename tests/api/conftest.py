@@ -24,7 +24,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def token(subject: str, *roles: str, ttl: int = 600) -> str:
+def token(subject: str, *roles: str, ttl: int = 6 * 3600) -> str:
+    # Many modules mint tokens at import: they must outlive a slow run of the whole suite.
     return mint_token(secret=SECRET, subject=subject, roles=list(roles), ttl_seconds=ttl)
 
 
