@@ -13,6 +13,13 @@ Content negotiation follows the GraphQL-over-HTTP spec ("watershed" rules), chec
   API.md) in the negotiated media type instead of strawberry's plain text. A mutation sent with GET is a
   405 with `Allow: POST`.
 - Responses vary by Accept, and say so (`Vary: Accept`).
+
+Hostile request documents (graphql_api.limits) are refused here, before GraphQL sees them: JSON nested past
+the decoder's recursion limit, bodies that are not an object or an array of objects, and variables that are
+too deep, too long or too many (BAD_USER_INPUT, 400); documents over limits.MAX_QUERY_CHARS are
+QUERY_TOO_COMPLEX (400). Every GraphQL error leaves with `extensions.code`, including the parser's own,
+which strawberry's ParserCache raises outside the extension that codes the others (its token and nesting
+limits are QUERY_TOO_COMPLEX, other syntax errors BAD_USER_INPUT).
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ from cross_web import HTTPException
 from fastapi import Request, Response
 from graphql import GraphQLError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
+
+from graphql_api import limits
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -111,8 +120,62 @@ def _add_vary_accept(response: Response) -> None:
         response.headers["vary"] = f"{vary}, Accept"
 
 
+def ensure_codes(errors: list[GraphQLError] | None) -> None:
+    """API.md: every error carries extensions.code. Parse errors raised by strawberry's ParserCache escape the
+    coding extension; they are the request's fault (BAD_USER_INPUT) unless something unexpected was behind
+    them, whose text is then not shown."""
+    for error in errors or ():
+        code = (error.extensions or {}).get("code")
+        if (limit_code := limits.parser_limit_code(error.message, code)) != code:
+            error.extensions = {**(error.extensions or {}), "code": limit_code}
+            continue
+        if code:
+            continue
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+        else:
+            error.message = "Internal server error"
+            error.extensions = {"code": INTERNAL}
+
+
+class CodedHTTPException(HTTPException):
+    """A 4xx whose GraphQL error code is not the one its status implies."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
+
+def check_request(data: GraphQLRequestData) -> None:
+    """Refuse one operation of a request before execution (400), with the code API.md gives the reason."""
+    if data.operation_name is not None and not isinstance(data.operation_name, str):
+        raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+    if problem := limits.query_problem(data.query):
+        raise CodedHTTPException(400, problem, "QUERY_TOO_COMPLEX")
+    if problem := limits.variables_problem(data.variables) or limits.variables_problem(data.extensions):
+        raise HTTPException(400, problem)
+
+
 class HttpGraphQLRouter(GraphQLRouter):
+    def decode_json(self, data: str | bytes) -> object:
+        """Also used for WebSocket messages: too deep is malformed (400 here, 4400 on a WebSocket)."""
+        return limits.decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> object:
+        document = super().parse_json(data)
+        if not isinstance(document, dict) and not (isinstance(document, list) and all(isinstance(item, dict) for item in document)):
+            raise HTTPException(400, "The request body must be a JSON object, or an array of objects for a batch.")
+        return document
+
+    async def parse_http_body(self, request):  # noqa: ANN001, ANN201
+        parsed = await super().parse_http_body(request)
+        for data in parsed if isinstance(parsed, list) else [parsed]:
+            check_request(data)
+        return parsed
+
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        ensure_codes(result.errors)
         response = await super().process_result(request, result)
         outcome = _outcome(result)
         if outcome != "ok":
@@ -162,7 +225,8 @@ class HttpGraphQLRouter(GraphQLRouter):
 
     def _request_error(self, exc: HTTPException, media_type: str) -> Response:
         """A request that is not well-formed GraphQL-over-HTTP: strawberry's status, a GraphQL error body."""
-        body = {"errors": [{"message": exc.reason, "extensions": {"code": _error_code(exc.status_code)}}]}
+        code = getattr(exc, "code", None) or _error_code(exc.status_code)
+        body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
         response = Response(self.encode_json(body), status_code=exc.status_code, media_type=media_type)
         if exc.status_code == 405:
             response.headers["allow"] = "POST"

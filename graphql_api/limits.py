@@ -1,5 +1,7 @@
-"""ASGI middlewares: request id + log context, and a request body size limit."""
+"""ASGI middlewares (request id + log context, a request body size limit) and the bounds on request JSON
+and GraphQL variables that HTTP and WebSocket share."""
 
+import json
 import re
 import time
 import uuid
@@ -92,3 +94,74 @@ async def _too_large(send: Send, limit: int) -> None:
     body = b'{"errors":[{"message":"request body too large (limit %d bytes)","extensions":{"code":"BAD_USER_INPUT"}}]}' % limit
     await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
+
+
+# --- request JSON and variables -------------------------------------------------------------------------
+# The body limit bounds a request's bytes, not what they decode to. Nested deeply enough, JSON makes the
+# decoder recurse past Python's limit (RecursionError: a plain 500, or a reset connection); a 2 MiB body holds
+# 100k list items, each of which became an SQL bind parameter (on PostgreSQL asyncpg refuses more than 32,767;
+# on SQLite the request took 1 s and +77 MiB of RSS). No valid request comes near these bounds (API.md and
+# db.services.validation: lists <= 500 items, texts <= 512 KiB).
+# The lexer reads a document character by character: a 2 MiB string literal took ~0.7 s of the event loop,
+# and strawberry's parser cache then kept the text and its tree (~3 MB each). Large values go in variables.
+MAX_QUERY_CHARS = 100_000
+MAX_VARIABLES_DEPTH = 20  # variables object = 1; the deepest real input (a SHAP value) is 5
+MAX_VARIABLE_LIST_ITEMS = 1_000
+MAX_VARIABLE_VALUES = 10_000  # every list item, object entry and scalar, in all variables of one operation
+MAX_VARIABLE_STRING = 1024 * 1024  # characters
+# WebSocket messages bypass BodySizeLimit (uvicorn accepts up to 16 MiB): one 14 MB message of small list items
+# decoded to ~80 MB of objects. Messages over HTTP's default body limit are refused before decoding.
+MAX_WS_MESSAGE_CHARS = 2 * 1024 * 1024
+
+
+def decode_json(data: str | bytes) -> object:
+    """json.loads; a document nested past the decoder's recursion limit is malformed (JSONDecodeError, which
+    callers answer as such) rather than a RecursionError escaping as a 500 or a reset connection. Whatever
+    does decode has its variables checked (variables_problem) before anything recursive walks them."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+
+
+def query_problem(query: object) -> str | None:
+    if isinstance(query, str) and len(query) > MAX_QUERY_CHARS:
+        return f"the GraphQL document is longer than {MAX_QUERY_CHARS} characters (send large values as variables)"
+    return None
+
+
+# The parser's own limits (MaxTokensLimiter, graphql-core's nesting limit) are complexity limits, not typos:
+# 10,000 aliases or 1,000 nested fields are refused as QUERY_TOO_COMPLEX like 31 aliases or 13 levels are.
+_PARSER_LIMITS = re.compile(r"^Syntax Error: Document (contains more than \d+ tokens|is nested too deeply)")
+
+
+def parser_limit_code(message: str, code: str | None) -> str | None:
+    """QUERY_TOO_COMPLEX for a parser-limit error that is uncoded or coded as mere bad input, else `code`."""
+    if code in (None, "BAD_USER_INPUT") and _PARSER_LIMITS.match(message or ""):
+        return "QUERY_TOO_COMPLEX"
+    return code
+
+
+def variables_problem(variables: object) -> str | None:
+    """Why these GraphQL variables are refused (BAD_USER_INPUT), or None. Iterative: no recursion on input."""
+    if variables is None:
+        return None
+    stack: list[tuple[object, int]] = [(variables, 1)]
+    values = 0
+    while stack:
+        value, depth = stack.pop()
+        values += 1
+        if values > MAX_VARIABLE_VALUES:
+            return f"variables hold more than {MAX_VARIABLE_VALUES} values"
+        if isinstance(value, str):
+            if len(value) > MAX_VARIABLE_STRING:
+                return f"a variable holds a string longer than {MAX_VARIABLE_STRING} characters"
+        elif isinstance(value, (list, dict)):
+            if depth > MAX_VARIABLES_DEPTH:
+                return f"variables nested deeper than {MAX_VARIABLES_DEPTH} levels"
+            if isinstance(value, list) and len(value) > MAX_VARIABLE_LIST_ITEMS:
+                return f"a variable holds a list of more than {MAX_VARIABLE_LIST_ITEMS} items"
+            if len(value) > MAX_VARIABLE_VALUES:
+                return f"variables hold more than {MAX_VARIABLE_VALUES} values"
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return None

@@ -1,18 +1,28 @@
 """WebSocket side of /graphql: authentication from connection_init (4401 when refused), closing the socket
-when the token expires, and tracking sockets so shutdown can tell clients to go elsewhere."""
+when the token expires, tracking sockets so shutdown can tell clients to go elsewhere, and the same bounds as
+over HTTP (graphql_api.limits): oversized or too deeply nested messages are malformed, an operation whose
+document or variables are out of bounds or do not parse gets a coded error, and the socket keeps serving."""
 
 import asyncio
 import contextlib
 import json
 import time
 import weakref
+from collections.abc import AsyncGenerator
 
+from graphql import GraphQLError, parse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
 
 from db.services.errors import DomainError
+from graphql_api import limits
 from graphql_api.http_router import HttpGraphQLRouter
+from graphql_api.schema import MAX_TOKENS
 from graphql_api.shared_execution import encode_payload
 
 
@@ -31,11 +41,89 @@ class _TransportWsHandler(BaseGraphQLTransportWSHandler):
         finally:
             self.websocket.close = close  # type: ignore[method-assign]
 
+    async def handle_subscribe(self, message) -> None:  # noqa: ANN001
+        problem = _operation_problem(message.get("payload"))
+        if problem and self.connection_acknowledged and message.get("id") not in self.operations:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [problem]})
+            return
+        await super().handle_subscribe(message)
+
+
+class _LegacyWsHandler(BaseGraphQLWSHandler):
+    async def handle_start(self, message) -> None:  # noqa: ANN001
+        problem = _operation_problem(message.get("payload"))
+        if problem and self.connection_acknowledged:
+            await self.send_message({"id": message["id"], "type": "error", "payload": problem})
+            return
+        await super().handle_start(message)
+
+
+def _operation_problem(payload: object) -> dict | None:
+    """The GraphQL error refusing an operation whose document or variables are out of bounds, or that does not
+    parse, or None."""
+    if not isinstance(payload, dict):
+        return None  # strawberry answers malformed messages itself
+    query = payload.get("query")
+    if problem := limits.query_problem(query):
+        return {"message": problem, "extensions": {"code": "QUERY_TOO_COMPLEX"}}
+    if problem := limits.variables_problem(payload.get("variables")) or limits.variables_problem(payload.get("extensions")):
+        return {"message": problem, "extensions": {"code": "BAD_USER_INPUT"}}
+    if isinstance(query, str):
+        # Parsed here first because over a WebSocket a syntax error (including the token and nesting limits)
+        # raised by strawberry's ParserCache escapes the operation task: graphql-transport-ws answered a bare
+        # `complete`, graphql-ws nothing at all, and the traceback went to the log. Subscribe messages are
+        # rare (subscriptions are long-lived), so parsing twice costs nothing that matters.
+        try:
+            parse(query, max_tokens=MAX_TOKENS)
+        except GraphQLError as error:
+            code = limits.parser_limit_code(error.message, None) or "BAD_USER_INPUT"
+            return {**error.formatted, "extensions": {"code": code}}
+    return None
+
+
+def _with_codes(errors: object) -> object:
+    """API.md: every error carries extensions.code (parse errors escape the coding extension: see
+    graphql_api.http_router.ensure_codes); here only the formatted dicts are left to fix."""
+    for error in errors if isinstance(errors, list) else [errors]:
+        if isinstance(error, dict) and "message" in error:
+            code = (error.get("extensions") or {}).get("code")
+            fixed = limits.parser_limit_code(str(error["message"]), code) or "BAD_USER_INPUT"
+            if fixed != code:
+                error["extensions"] = {**(error.get("extensions") or {}), "code": fixed}
+    return errors
+
+
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry's adapter, refusing messages over limits.MAX_WS_MESSAGE_CHARS before decoding them: they are
+    malformed (graphql-transport-ws closes with 4400; graphql-ws ignores them)."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                try:
+                    if len(text) > limits.MAX_WS_MESSAGE_CHARS:
+                        raise json.JSONDecodeError(f"message longer than {limits.MAX_WS_MESSAGE_CHARS} characters", "", 0)
+                    message = self.view.decode_json(text)
+                except json.JSONDecodeError as exc:
+                    del text
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from exc
+                    continue
+                del text
+                yield message
+        except KeyError as exc:
+            raise NonTextMessageReceived from exc
+        except WebSocketDisconnect:
+            pass
+
 
 class SubscriptionRouter(HttpGraphQLRouter):
     """Authenticates WebSocket clients from connection_init and closes the socket when the token expires."""
 
     graphql_transport_ws_handler_class = _TransportWsHandler
+    graphql_ws_handler_class = _LegacyWsHandler
+    websocket_adapter_class = _WebSocketAdapter
 
     def encode_json(self, data: object) -> str:
         """Subscription results shared by many subscribers are encoded once (graphql_api.shared_execution)."""
@@ -43,6 +131,10 @@ class SubscriptionRouter(HttpGraphQLRouter):
             body = encode_payload(data["payload"]["data"], super().encode_json)
             kind = data["type"]
             return f'{{"id":{json.dumps(data["id"])},"type":"{kind}","payload":{{"data":{body}}}}}'
+        if isinstance(data, dict) and data.get("type") == "error":
+            _with_codes(data.get("payload"))
+        elif isinstance(data, dict) and data.get("type") in ("next", "data") and isinstance(data.get("payload"), dict):
+            _with_codes(data["payload"].get("errors"))
         return super().encode_json(data)
 
     async def on_ws_connect(self, context):  # noqa: ANN001, ANN201
