@@ -1,16 +1,67 @@
 """Async engine, sessions and the one-transaction-per-change unit of work."""
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
-def create_engine(url: str, *, pool_min: int = 2, pool_max: int = 10, application_name: str = "hitl-patch-service") -> AsyncEngine:
+# extensions.reason of a SERVICE_UNAVAILABLE error (API.md): why the database could not serve the request.
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+POOL_EXHAUSTED = "POOL_EXHAUSTED"
+STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
+_QUERY_CANCELED = "57014"
+
+
+def unavailable_reason(error: BaseException | None) -> str | None:
+    """Why `error` means "the database cannot serve right now, retry shortly", or None for anything else.
+
+    Transient conditions only: no free pooled connection within the pool timeout, the server refusing or
+    dropping connections (down, restarting, shutting down, too many clients), a connection found dead,
+    a statement cancelled by statement_timeout. A missing database or a bad query stays an internal error.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sa_exc.TimeoutError):  # QueuePool: no connection became free in time
+            return POOL_EXHAUSTED
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return DATABASE_UNAVAILABLE
+        if isinstance(error, asyncpg.PostgresError) and getattr(error, "sqlstate", None) == _QUERY_CANCELED:
+            return STATEMENT_TIMEOUT
+        if isinstance(
+            error,
+            ConnectionError  # refused, reset, aborted, broken pipe
+            | TimeoutError  # connect timeout
+            | socket.gaierror
+            | asyncpg.PostgresConnectionError  # class 08
+            | asyncpg.exceptions.OperatorInterventionError  # class 57: admin/crash shutdown, cannot connect now
+            | asyncpg.exceptions.TooManyConnectionsError,
+        ):
+            return DATABASE_UNAVAILABLE
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return None
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_min: int = 2,
+    pool_max: int = 10,
+    application_name: str = "hitl-patch-service",
+    pool_timeout: float = 30.0,  # SQLAlchemy's default; the service passes HITL_DB_POOL_TIMEOUT_SECONDS
+    statement_timeout: float = 0.0,
+) -> AsyncEngine:
+    """`pool_timeout` bounds the wait for a connection, from the pool or newly opened (then raises
+    sqlalchemy.exc.TimeoutError / a connect error); `statement_timeout` (seconds, 0 = none) is set on
+    every PostgreSQL session, so no query waits on a lock forever."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -26,14 +77,19 @@ def create_engine(url: str, *, pool_min: int = 2, pool_max: int = 10, applicatio
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql+asyncpg or sqlite+aiosqlite")
+    server_settings = {"application_name": application_name}
+    if statement_timeout > 0:
+        server_settings["statement_timeout"] = str(max(int(statement_timeout * 1000), 1))
     return create_async_engine(
         url,
         pool_size=max(pool_min, 1),
         max_overflow=max(pool_max - max(pool_min, 1), 0),
-        # No ping per checkout (a round trip on every request); a connection found dead invalidates the pool.
+        pool_timeout=pool_timeout,
+        # No ping per checkout (a round trip on every request). After a database restart the first request
+        # to find its pooled connection dead fails (SERVICE_UNAVAILABLE) and invalidates the whole pool.
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={"server_settings": server_settings, "timeout": pool_timeout},
     )
 
 

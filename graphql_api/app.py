@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,10 +15,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection
 
 from db.broker import broker_for
-from db.engine import Database
+from db.engine import Database, unavailable_reason
 from db.migrate import current_revision, head_revision, schema_problem
 from db.services import sla
 from db.services.errors import Unauthenticated
@@ -26,6 +28,7 @@ from graphql_api import rest
 from graphql_api.auth import Authenticator
 from graphql_api.config import Settings
 from graphql_api.context import Context, Services
+from graphql_api.errors import RETRY_AFTER_SECONDS, UNAVAILABLE, UNAVAILABLE_MESSAGES, unavailable_status
 from graphql_api.hub import Hub
 from graphql_api.limits import BodySizeLimit, RequestContext
 from graphql_api.metrics import Metrics
@@ -36,6 +39,10 @@ from ml.service import ModelHolder
 log = logging.getLogger("hitl.app")
 # Awaited by the server before it closes connections on SIGTERM (graphql_api.server.GracefulServer).
 SHUTDOWN_HOOKS: list = []
+# /ready answers within this bound (the readiness probe's timeout is 3 s): a database that does not answer
+# in time, or a pool with no free connection, is "not ready" rather than a probe that hangs.
+READY_TIMEOUT_SECONDS = 2.0
+DATABASE_ERROR_CLASSES = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class ConfigurationError(RuntimeError):
@@ -45,7 +52,13 @@ class ConfigurationError(RuntimeError):
 def build_services(settings: Settings) -> Services:
     if not settings.dev and (problem := settings.secret_problem()):
         raise ConfigurationError(f"refusing to start: {problem}")
-    db = Database.from_url(settings.effective_database_url, pool_min=settings.db_pool_min_size, pool_max=settings.db_pool_max_size)
+    db = Database.from_url(
+        settings.effective_database_url,
+        pool_min=settings.db_pool_min_size,
+        pool_max=settings.db_pool_max_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds,
+    )
     metrics = Metrics(cache_seconds=settings.metrics_cache_seconds)
     models = ModelHolder()
     hub = Hub(
@@ -69,12 +82,18 @@ def build_services(settings: Settings) -> Services:
 
 async def _sla_watcher(services: Services) -> None:
     """Appends SLA_BREACHED once per patch; safe with any number of replicas (rows are claimed under lock)."""
+    outage: str | None = None
     while True:
         try:
             async with services.db.write() as session:
                 await sla.mark_breaches(session=session, policy=services.policy, now=utcnow())
-        except Exception:  # noqa: BLE001 - keep watching; the database may come back
-            log.warning("SLA check failed", exc_info=True)
+            outage = None
+        except Exception as exc:  # noqa: BLE001 - keep watching; the database may come back
+            if (reason := unavailable_reason(exc)) is None:
+                log.warning("SLA check failed", exc_info=True)
+            elif outage is None:  # once per outage, without the SQL a traceback would carry
+                outage = reason
+                log.warning("SLA check skipped: database unavailable (%s); retrying", reason)
         await asyncio.sleep(services.settings.sla_check_interval_seconds)
 
 
@@ -140,10 +159,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/ready")
     async def ready() -> Response:
-        try:
+        async def check() -> str | None:
             async with services.db.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-                revision = await current_revision(connection)
+                return await current_revision(connection)
+
+        try:
+            revision = await asyncio.wait_for(check(), READY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            services.metrics.db_up.set(0)
+            reason = f"database did not answer within {READY_TIMEOUT_SECONDS:g} s (down, or no free pooled connection)"
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             services.metrics.db_up.set(0)
             return JSONResponse({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}, status_code=503)
@@ -158,7 +184,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(rest.router(services))
+
+    async def database_unavailable(_request: Request, exc: Exception) -> Response:
+        """REST aliases: a database that cannot serve right now is a 503 with the API's error shape."""
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise exc  # anything else: the server error middleware logs it and answers 500
+        log.warning("database unavailable (%s) in a REST request; answered 503", reason)
+        body = {"error": {"code": UNAVAILABLE, "reason": reason, "retryable": True, "message": UNAVAILABLE_MESSAGES[reason]}}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    for error_class in DATABASE_ERROR_CLASSES:
+        app.add_exception_handler(error_class, database_unavailable)
+
     Instrumentator(registry=services.metrics.registry, excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
+    app.add_middleware(unavailable_status)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added after (so outside) the body limit: a browser sees the 413 itself, not a CORS failure.
     if settings.cors_origins:

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     )
     db_pool_min_size: int = Field(default=2, ge=0, validation_alias=AliasChoices("DB_POOL_MIN_SIZE", "HITL_DB_POOL_MIN_SIZE"))
     db_pool_max_size: int = Field(default=10, ge=1, validation_alias=AliasChoices("DB_POOL_MAX_SIZE", "HITL_DB_POOL_MAX_SIZE"))
+    # How long a request waits for a database connection (a free pooled one, or opening a new one) before
+    # it fails with SERVICE_UNAVAILABLE; and the per-statement limit on PostgreSQL (0 = none).
+    db_pool_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, validation_alias=AliasChoices("DB_POOL_TIMEOUT_SECONDS", "HITL_DB_POOL_TIMEOUT_SECONDS")
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=30.0, ge=0, le=3600, validation_alias=AliasChoices("DB_STATEMENT_TIMEOUT_SECONDS", "HITL_DB_STATEMENT_TIMEOUT_SECONDS")
+    )
 
     host: str = "0.0.0.0"
     port: int = Field(default=8027, ge=1, le=65535)
