@@ -1,5 +1,7 @@
 """The strawberry schema: queries, mutations, subscriptions and the guarding extensions."""
 
+from collections.abc import Iterator
+
 import strawberry
 from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
@@ -14,6 +16,29 @@ from graphql_api.subscriptions import Subscription
 
 MAX_TOKENS = 5_000
 PARSED_DOCUMENTS = 512
+# Dashboards and scripts send the same few small documents; a larger one is parsed and validated each
+# time, so distinct large documents (up to ~2 MB each under MAX_TOKENS) cannot fill 512 cache slots.
+CACHEABLE_QUERY_CHARS = 8_192
+
+
+def _cacheable(context) -> bool:  # noqa: ANN001 - strawberry's ExecutionContext
+    return len(context.query or "") <= CACHEABLE_QUERY_CHARS
+
+
+class SmallDocumentParserCache(ParserCache):
+    def on_parse(self) -> Iterator[None]:
+        if _cacheable(self.execution_context):
+            yield from super().on_parse()
+        else:
+            yield
+
+
+class SmallDocumentValidationCache(ValidationCache):
+    def on_validate(self) -> Iterator[None]:
+        if _cacheable(self.execution_context):
+            yield from super().on_validate()
+        else:
+            yield
 
 
 class Schema(strawberry.Schema):
@@ -28,8 +53,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         CodedErrors,
         OperationLogContext,
         # Dashboards and scripts send the same documents again and again: parse and validate each once.
-        lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
-        lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),
+        lambda: SmallDocumentParserCache(maxsize=PARSED_DOCUMENTS),
+        lambda: SmallDocumentValidationCache(maxsize=PARSED_DOCUMENTS),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules([rule]),
     ]

@@ -319,12 +319,6 @@ def assert_no_traceback(server: Server, offset: int) -> None:
 DISTINCT_DOCUMENTS = 25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graphql_api/schema.py: ParserCache(maxsize=512) and ValidationCache(maxsize=512) keep every distinct "
-    "document up to the 5000-token limit (~1.5-2 MB of AST each, measured +192 MiB for 100 distinct alias bombs): "
-    "cache only small documents, or bound the caches by total size",
-)
 def test_distinct_large_documents_do_not_grow_the_parse_cache(server):
     """The same refusal with a different comment each time: an attacker defeats per-document caching, and a
     cache that keeps whatever it is sent grows by the size of each document's syntax tree."""
