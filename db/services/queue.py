@@ -38,7 +38,7 @@ class PatchFilter:
 
 def _enum_values(values: Sequence[str], enum: type, field_name: str) -> list[str]:
     try:
-        return [enum(value).value for value in values]
+        return list(dict.fromkeys(enum(value).value for value in values))  # one bind parameter per distinct value
     except ValueError:
         raise BadUserInput(f"unknown {field_name} value", field=field_name) from None
 
