@@ -19,6 +19,10 @@ from graphql import (
 UNBOUNDED_LIST_ESTIMATE = 10
 LIST_FIELDS = {"approvals", "comments", "auditTrail", "shapValues", "edges", "items"}
 MAX_PAGE = 500
+# `__schema`/`__type` subtrees have their own depth allowance: GraphiQL's and graphql-core's standard
+# introspection queries are 15 levels deep (nested `ofType`), deeper than any data query needs.
+INTROSPECTION_MAX_DEPTH = 20
+INTROSPECTION_FIELDS = {"__schema", "__type"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class _Measure:
     height: int = 0
     aliases: int = 0
     cost: int = 0
+    introspection_height: int = 0
 
 
 def complexity_rule(*, max_depth: int, max_aliases: int, max_cost: int) -> type[ValidationRule]:
@@ -47,6 +52,9 @@ def complexity_rule(*, max_depth: int, max_aliases: int, max_cost: int) -> type[
             problems = []
             if measure.height > max_depth:
                 problems.append(f"depth {measure.height} exceeds {max_depth}")
+            introspection_limit = max(max_depth, INTROSPECTION_MAX_DEPTH)
+            if measure.introspection_height > introspection_limit:
+                problems.append(f"introspection depth {measure.introspection_height} exceeds {introspection_limit}")
             if measure.aliases > max_aliases:
                 problems.append(f"{measure.aliases} aliases exceed {max_aliases}")
             if measure.cost > max_cost:
@@ -58,11 +66,15 @@ def complexity_rule(*, max_depth: int, max_aliases: int, max_cost: int) -> type[
             """Cost is linear in the multiplier, so a set's cost at multiplier m is m x its cost at 1."""
             if selection_set is None:
                 return _Measure()
-            height, aliases, cost = 1, 0, 0
+            height, aliases, cost, introspection_height = 1, 0, 0, 0
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
                     child = self._measure(selection.selection_set)
-                    height = max(height, 1 + child.height)
+                    if selection.name.value in INTROSPECTION_FIELDS:
+                        introspection_height = max(introspection_height, 1 + child.height, child.introspection_height)
+                    else:
+                        height = max(height, 1 + child.height)
+                        introspection_height = max(introspection_height, child.introspection_height)
                     aliases += (selection.alias is not None) + child.aliases
                     cost += 1 + _fan_out(selection) * child.cost
                 else:
@@ -73,9 +85,10 @@ def complexity_rule(*, max_depth: int, max_aliases: int, max_cost: int) -> type[
                     else:  # pragma: no cover - no other selection kinds exist
                         continue
                     height = max(height, child.height)
+                    introspection_height = max(introspection_height, child.introspection_height)
                     aliases += child.aliases
                     cost += child.cost
-            return _Measure(height=height, aliases=aliases, cost=cost)
+            return _Measure(height=height, aliases=aliases, cost=cost, introspection_height=introspection_height)
 
         def _fragment(self, name: str) -> _Measure:
             if name in self._fragment_measures:

@@ -36,6 +36,10 @@ _operations: ContextVar[list[bool] | None] = ContextVar("hitl_graphql_operations
 
 def coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
     original = error.original_error
+    # graphql-core wraps a variable's coercion error (e.g. an unknown enum value in a list) in another
+    # GraphQLError: the request is at fault, exactly as when there is no original error at all.
+    while isinstance(original, GraphQLError):
+        original = original.original_error
     if original is not None and not isinstance(original, DomainError) and (reason := unavailable_reason(original)):
         extensions = {"code": UNAVAILABLE, "reason": reason, "retryable": True, "requestId": request_id}
         message = UNAVAILABLE_MESSAGES[reason]

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 
+import graphql
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 import uvicorn
 
+from graphql_api.complexity import INTROSPECTION_MAX_DEPTH
 from graphql_api.app import create_app
 from graphql_api.config import Settings
 from tests.api.conftest import API_KEY, LEAD, REVIEWER, VIEWER, Api, free_port, settings_for, submit, token
@@ -367,6 +369,17 @@ async def test_graphiql_and_introspection_on_by_default(api):
 
 
 @SQLITE_ONLY
+async def test_standard_introspection_queries_pass_the_depth_limit_but_not_unbounded_ones(api):
+    """GraphiQL's explorer and client generators send graphql-core's full introspection query (15 levels)."""
+    full = graphql.get_introspection_query(descriptions=True, specified_by_url=True, directive_is_repeatable=True, input_value_deprecation=True)
+    body = await api.gql(full, as_=VIEWER)
+    assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
+    runaway = "{ __schema { types { " + "fields { type { " * 10 + "name" + " } }" * 10 + " } } }"
+    body = await api.gql(runaway, as_=VIEWER)
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX" and "introspection depth 23 exceeds 20" in body["errors"][0]["message"]
+
+
+@SQLITE_ONLY
 async def test_graphiql_and_introspection_can_be_switched_off(database_url):
     async with running(settings_for(database_url, graphiql=False, graphql_introspection=False)) as api:
         page = await api.client.get(f"{api.base}/graphql", headers={"Accept": "text/html"})
@@ -390,7 +403,7 @@ def nested_type(depth: int) -> str:
 @SQLITE_ONLY
 async def test_query_complexity_limits(api):
     limits = api.settings
-    deep = f"{{ __schema {{ types {{ fields {{ type {{ {nested_type(limits.max_query_depth)} }} }} }} }} }}"
+    deep = f"{{ __schema {{ types {{ fields {{ type {{ {nested_type(INTROSPECTION_MAX_DEPTH)} }} }} }} }} }}"
     aliases = "{ " + " ".join(f"a{i}: me {{ subject }}" for i in range(limits.max_aliases + 1)) + " }"
     page = "edges { node { auditTrail { seq } comments { id } approvals { approver } } }"
     costly = "{ " + " ".join(f"p{i}: patches(first: 500) {{ {page} }}" for i in range(3)) + " }"
@@ -409,7 +422,7 @@ async def test_query_complexity_limits(api):
     ok_aliases = "{ " + " ".join(f"a{i}: me {{ subject }}" for i in range(limits.max_aliases)) + " }"
     assert "errors" not in await api.gql(ok_aliases, as_=VIEWER)
     assert "errors" not in await api.gql(f"{{ p0: patches(first: 500) {{ {page} }} }}", as_=VIEWER)
-    ok_deep = f"{{ __schema {{ types {{ fields {{ type {{ {nested_type(limits.max_query_depth - 6)} }} }} }} }} }}"
+    ok_deep = f"{{ __schema {{ types {{ fields {{ type {{ {nested_type(INTROSPECTION_MAX_DEPTH - 6)} }} }} }} }} }}"
     assert "errors" not in await api.gql(ok_deep, as_=VIEWER)
     # A fragment cycle is refused by validation rather than looping.
     cycle = await api.gql("fragment A on Patch { ...B } fragment B on Patch { ...A } { patch(id: \"x\") { ...A } }", as_=VIEWER)

@@ -327,11 +327,6 @@ async def test_page_size_out_of_range_is_bad_user_input(api: Api):
         assert response.status_code == 400 and response.json()["error"]["field"] == field, (params, response.text)
 
 
-@pytest.mark.xfail(
-    reason="graphql_api/errors.py (not this change's file) codes a variable-coercion error as INTERNAL_SERVER_ERROR: "
-    "graphql-core 3.3 sets its original_error to the inner GraphQLError, which `coded` treats as unexpected",
-    strict=False,
-)
 async def test_variable_of_the_wrong_type_is_bad_user_input(api: Api):
     query = "query($n: Int) { pendingPatches(first: $n) { totalCount } }"
     for value in (2**31, -(2**31) - 1, "ten", 1.5, f"1{NUL}"):
