@@ -12,6 +12,7 @@ from db.migrate import upgrade
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
 from graphql_api.logging_setup import configure
+from graphql_api.limits import MAX_WS_MESSAGE_CHARS
 
 DEV_ROLES = ("viewer", "reviewer", "lead", "admin", "service")
 DEV_DEMO_PATCHES = 1500
@@ -70,6 +71,7 @@ def run(settings: Settings) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         ws_per_message_deflate=False,  # ~40 KB per connection; dashboards send small JSON
+        ws_max_size=MAX_WS_MESSAGE_CHARS,  # uvicorn's default 16 MiB would be read in full before ws.py refuses it
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         log_config=None,
         access_log=False,
@@ -97,5 +99,5 @@ class GracefulServer(uvicorn.Server):
 
 def _multiprocess_kwargs(config: uvicorn.Config) -> dict:
     keys = ("factory", "host", "port", "workers", "proxy_headers", "forwarded_allow_ips", "ws_per_message_deflate",
-            "timeout_graceful_shutdown", "log_config", "access_log")
+            "ws_max_size", "timeout_graceful_shutdown", "log_config", "access_log")
     return {key: getattr(config, key) for key in keys}
