@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from db.types import UtcDateTime, utcnow
@@ -154,3 +154,18 @@ class ServiceState(SQLModel, table=True):
     value: dict = Field(default_factory=dict, sa_type=JSON)
     updated_at: datetime = _ts(default_factory=utcnow)
     updated_by: str | None = Field(default=None, max_length=200)
+
+
+class PatchStatusDelta(SQLModel, table=True):
+    """Running patch counts per status, kept by database triggers on `patches` (migration 0002).
+
+    Writers only append (+1/-1 per status change, no row is shared, so no lock is contended);
+    `status_counts.compact` folds the rows into one per status now and then. The queue's total is
+    a sum over a handful of rows instead of a count over every open patch.
+    """
+
+    __tablename__ = "patch_status_deltas"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    status: str = Field(max_length=16)
+    delta: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -2,7 +2,7 @@
 
 The triggers refuse UPDATE/DELETE/TRUNCATE on the audit log to everyone, but a table's owner may
 disable its triggers. Run migrations as the owner and the service as a separate role granted only
-what it uses: it never deletes anything, only appends to the audit log, and only reads the
+what it uses: it deletes nothing but folded count rows, only appends to the audit log, and only reads the
 migration version.
 """
 
@@ -14,7 +14,8 @@ from sqlmodel import SQLModel
 import db.models  # noqa: F401 - registers the tables on SQLModel.metadata
 
 DEFAULT_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE"
-TABLE_PRIVILEGES = {"audit_log": "SELECT, INSERT", "alembic_version": "SELECT"}
+# patch_status_deltas: the triggers append as the acting role; folding them deletes (status_counts.compact).
+TABLE_PRIVILEGES = {"audit_log": "SELECT, INSERT", "alembic_version": "SELECT", "patch_status_deltas": "SELECT, INSERT, DELETE"}
 
 
 class RoleProblem(ValueError):

@@ -21,7 +21,7 @@ from starlette.requests import HTTPConnection
 from db.broker import broker_for
 from db.engine import Database, unavailable_reason
 from db.migrate import current_revision, head_revision, schema_problem
-from db.services import sla
+from db.services import sla, status_counts
 from db.services.errors import Unauthenticated
 from db.types import utcnow
 from graphql_api import rest
@@ -81,12 +81,15 @@ def build_services(settings: Settings) -> Services:
 
 
 async def _sla_watcher(services: Services) -> None:
-    """Appends SLA_BREACHED once per patch; safe with any number of replicas (rows are claimed under lock)."""
+    """Appends SLA_BREACHED once per patch; safe with any number of replicas (rows are claimed under lock).
+    Also folds the patch-count deltas the triggers append (status_counts.compact)."""
     outage: str | None = None
     while True:
         try:
             async with services.db.write() as session:
                 await sla.mark_breaches(session=session, policy=services.policy, now=utcnow())
+            async with services.db.write() as session:
+                await status_counts.compact(session=session)
             outage = None
         except Exception as exc:  # noqa: BLE001 - keep watching; the database may come back
             if (reason := unavailable_reason(exc)) is None:

@@ -33,9 +33,11 @@ async def fetch_page(
     limit: int,
     cursor_of: Callable[[T], str],
     offset: int = 0,
+    total: int | None = None,
 ) -> Page[T]:
-    """`filters` define the set (and its total); `seek` continues after the cursor within it."""
-    total = (await session.exec(select(func.count()).select_from(model).where(*filters))).one()
+    """`filters` define the set (and its total, unless the caller knows it); `seek` continues after the cursor within it."""
+    if total is None:
+        total = (await session.exec(select(func.count()).select_from(model).where(*filters))).one()
     statement = select(model).where(*filters, *seek).order_by(*order_by).offset(offset).limit(limit + 1)
     rows = list((await session.exec(statement)).all())
     items = rows[:limit]

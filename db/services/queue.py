@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.enums import OPEN_STATUSES, PRIORITY_RANK, PatchStatus, Priority, Severity, SlaStatus
 from db.models import Patch
-from db.services import cursors
+from db.services import cursors, status_counts
 from db.services.paging import Page, fetch_page
 from db.services.errors import BadUserInput
 from db.services.validation import aware, int_range, page_size, text_field
@@ -25,6 +25,10 @@ class PendingFilter:
     package_name: str | None = None
     cve_id: str | None = None
     sla_status: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.priority or self.severity) and (self.package_name, self.cve_id, self.sla_status) == (None, None, None)
 
 
 @dataclass
@@ -92,7 +96,8 @@ async def pending_page(
     `after` (keyset) is the stable way to page; `offset` exists for the REST alias."""
     limit = page_size(first)
     offset = int_range(offset, field="offset", low=0, high=MAX_OFFSET)
-    conditions = _pending_conditions(flt or PendingFilter(), now)
+    flt = flt or PendingFilter()
+    conditions = _pending_conditions(flt, now)
     seek = []
     if after is not None:
         rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
@@ -109,11 +114,13 @@ async def pending_page(
         limit=limit,
         offset=offset,
         cursor_of=pending_cursor,
+        # The whole queue's size is kept by triggers; counting 100k open patches took longer than the page.
+        total=await status_counts.open_total(session=session) if flt.is_empty else None,
     )
 
 
 async def pending_count(*, session: AsyncSession) -> int:
-    return (await session.exec(select(func.count()).select_from(Patch).where(Patch.status.in_([s.value for s in OPEN_STATUSES])))).one()
+    return await status_counts.open_total(session=session)
 
 
 async def patch_page(*, session: AsyncSession, first: int | None = 50, after: str | None = None, flt: PatchFilter | None = None) -> Page[Patch]:
