@@ -42,11 +42,20 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
 
 
+async def lock_chain(*, session: AsyncSession) -> None:
+    """Hold the chain head until the caller's transaction ends (PostgreSQL; SQLite writes are serialized).
+
+    Lock order: a patch row, then this lock, then the service_state row. A change that locks
+    service_state itself takes this lock first (see auto_approval.set_paused), or it deadlocks with
+    an auto-approval that appended its evidence and then reads the pause under a share lock."""
+    if session.bind.dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=AUDIT_LOCK_KEY))
+
+
 async def append(*, session: AsyncSession, decision_id: uuid.UUID, action: str, actor: Actor, details: dict) -> AuditEntry:
     """Append one entry in the caller's transaction; seq order equals commit order."""
     dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=AUDIT_LOCK_KEY))
+    await lock_chain(session=session)
     head = (await session.exec(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     entry = AuditEntry(

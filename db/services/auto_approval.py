@@ -60,6 +60,8 @@ async def pause_state(*, session: AsyncSession, for_decision: bool = False) -> P
 async def set_paused(*, session: AsyncSession, actor: Actor, paused: bool, reason: str) -> PauseState:
     actor.require("administer", "pausing auto-approval")
     reason = text_field(reason, field="reason", max_length=4000, required=True, multiline=True).strip()
+    # The audit lock before the row lock: the order every auto-approval takes them in (audit.lock_chain).
+    await audit.lock_chain(session=session)
     row = await session.get(ServiceState, STATE_KEY, with_for_update=True)
     now = utcnow()
     if row is None:
