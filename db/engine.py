@@ -1,6 +1,7 @@
 """Async engine, sessions and the one-transaction-per-change unit of work."""
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -48,6 +49,32 @@ def unavailable_reason(error: BaseException | None) -> str | None:
             return DATABASE_UNAVAILABLE
         error = getattr(error, "orig", None) or error.__cause__ or error.__context__
     return None
+
+
+class OutageLog:
+    """Logs a database outage once (no traceback, no SQL) while retries keep failing; any other failure
+    every time, with its traceback."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self.reason: str | None = None  # set while the database is unavailable
+
+    @property
+    def down(self) -> bool:
+        return self.reason is not None
+
+    def failed(self, exc: BaseException, message: str, outage_message: Callable[[str], str], *, level: int = logging.WARNING) -> None:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            self._logger.log(level, message, exc_info=True)
+        elif self.reason is None:
+            self.reason = reason
+            self._logger.warning(outage_message(reason))
+
+    def recovered(self) -> bool:
+        """Whether this success ends an outage."""
+        was_down, self.reason = self.down, None
+        return was_down
 
 
 def create_engine(

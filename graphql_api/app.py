@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection
 
 from db.broker import broker_for
-from db.engine import Database, unavailable_reason
+from db.engine import Database, OutageLog, unavailable_reason
 from db.migrate import current_revision, head_revision, schema_problem
 from db.services import sla, status_counts
 from db.services.errors import Unauthenticated
@@ -83,20 +83,16 @@ def build_services(settings: Settings) -> Services:
 async def _sla_watcher(services: Services) -> None:
     """Appends SLA_BREACHED once per patch; safe with any number of replicas (rows are claimed under lock).
     Also folds the patch-count deltas the triggers append (status_counts.compact)."""
-    outage: str | None = None
+    outage = OutageLog(log)
     while True:
         try:
             async with services.db.write() as session:
                 await sla.mark_breaches(session=session, policy=services.policy, now=utcnow())
             async with services.db.write() as session:
                 await status_counts.compact(session=session)
-            outage = None
+            outage.recovered()
         except Exception as exc:  # noqa: BLE001 - keep watching; the database may come back
-            if (reason := unavailable_reason(exc)) is None:
-                log.warning("SLA check failed", exc_info=True)
-            elif outage is None:  # once per outage, without the SQL a traceback would carry
-                outage = reason
-                log.warning("SLA check skipped: database unavailable (%s); retrying", reason)
+            outage.failed(exc, "SLA check failed", lambda reason: f"SLA check skipped: database unavailable ({reason}); retrying")
         await asyncio.sleep(services.settings.sla_check_interval_seconds)
 
 

@@ -151,10 +151,9 @@ def check_request(data: GraphQLRequestData) -> None:
     """Refuse one operation of a request before execution (400), with the code API.md gives the reason."""
     if data.operation_name is not None and not isinstance(data.operation_name, str):
         raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
-    if problem := limits.query_problem(data.query):
-        raise CodedHTTPException(400, problem, "QUERY_TOO_COMPLEX")
-    if problem := limits.variables_problem(data.variables) or limits.variables_problem(data.extensions):
-        raise HTTPException(400, problem)
+    if problem := limits.request_problem(data.query, data.variables, data.extensions):
+        code, message = problem
+        raise CodedHTTPException(400, message, code)
 
 
 class HttpGraphQLRouter(GraphQLRouter):

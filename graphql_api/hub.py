@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from db.broker import LocalBroker, PostgresBroker
-from db.engine import Database, unavailable_reason
+from db.engine import Database, OutageLog
 from db.enums import PatchEventKind, SystemAction
 from db.models import AuditEntry
 from db.services import analytics, audit, audit_log, patches, queue
@@ -126,7 +126,7 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         # Weak: a closed socket must not be kept alive by the hub (it is only needed to say 1001 on shutdown).
         self._connections: weakref.WeakSet = weakref.WeakSet()
-        self._db_outage: str | None = None  # reason while reads fail for want of a database (logged once)
+        self._outage = OutageLog(log)  # reads failing for want of a database are logged once per outage
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -187,18 +187,16 @@ class Hub:
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away; the poll retries
                 self._read_failed(exc)
             else:
-                if self._db_outage is not None:
+                if self._outage.recovered():
                     log.warning("database back: events caught up to seq %s", self.last_seq)
-                    self._db_outage = None
 
     def _read_failed(self, exc: Exception, *, level: int = logging.WARNING) -> None:
-        """Once per outage for an unavailable database (no traceback, no SQL); every time for anything else."""
-        reason = unavailable_reason(exc)
-        if reason is None:
-            log.log(level, "reading new events failed", exc_info=True)
-        elif self._db_outage is None:
-            self._db_outage = reason
-            log.warning("database unavailable (%s): subscribers get the missed events from seq %s once it answers", reason, self.last_seq)
+        self._outage.failed(
+            exc,
+            "reading new events failed",
+            lambda reason: f"database unavailable ({reason}): subscribers get the missed events from seq {self.last_seq} once it answers",
+            level=level,
+        )
 
     async def _poll(self) -> None:
         """Safety net for notifications lost while the listener was reconnecting."""
@@ -206,7 +204,7 @@ class Hub:
             await asyncio.sleep(self.poll_seconds)
             try:
                 async with self.db.read() as session:
-                    if self.last_seq is None or self._db_outage is not None or await audit.head_seq(session=session) > self.last_seq:
+                    if self.last_seq is None or self._outage.down or await audit.head_seq(session=session) > self.last_seq:
                         self.wake()
             except Exception as exc:  # noqa: BLE001
                 self._read_failed(exc, level=logging.DEBUG)

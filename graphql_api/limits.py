@@ -130,6 +130,15 @@ def query_problem(query: object) -> str | None:
     return None
 
 
+def request_problem(query: object, variables: object, extensions: object) -> tuple[str, str] | None:
+    """(code, message) refusing one operation whose document or variables are out of bounds, or None."""
+    if problem := query_problem(query):
+        return "QUERY_TOO_COMPLEX", problem
+    if problem := variables_problem(variables) or variables_problem(extensions):
+        return "BAD_USER_INPUT", problem
+    return None
+
+
 # The parser's own limits (MaxTokensLimiter, graphql-core's nesting limit) are complexity limits, not typos:
 # 10,000 aliases or 1,000 nested fields are refused as QUERY_TOO_COMPLEX like 31 aliases or 13 levels are.
 _PARSER_LIMITS = re.compile(r"^Syntax Error: Document (contains more than \d+ tokens|is nested too deeply)")

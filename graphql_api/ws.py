@@ -64,10 +64,9 @@ def _operation_problem(payload: object) -> dict | None:
     if not isinstance(payload, dict):
         return None  # strawberry answers malformed messages itself
     query = payload.get("query")
-    if problem := limits.query_problem(query):
-        return {"message": problem, "extensions": {"code": "QUERY_TOO_COMPLEX"}}
-    if problem := limits.variables_problem(payload.get("variables")) or limits.variables_problem(payload.get("extensions")):
-        return {"message": problem, "extensions": {"code": "BAD_USER_INPUT"}}
+    if problem := limits.request_problem(query, payload.get("variables"), payload.get("extensions")):
+        code, message = problem
+        return {"message": message, "extensions": {"code": code}}
     if isinstance(query, str):
         # Parsed here first because over a WebSocket a syntax error (including the token and nesting limits)
         # raised by strawberry's ParserCache escapes the operation task: graphql-transport-ws answered a bare
