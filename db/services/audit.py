@@ -52,10 +52,41 @@ async def lock_chain(*, session: AsyncSession) -> None:
         await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=AUDIT_LOCK_KEY))
 
 
-async def append(*, session: AsyncSession, decision_id: uuid.UUID, action: str, actor: Actor, details: dict) -> AuditEntry:
-    """Append one entry in the caller's transaction; seq order equals commit order."""
-    dialect = session.bind.dialect.name
-    await lock_chain(session=session)
+def hash_pieces(*, decision_id: uuid.UUID, action: str, actor: str, details: dict, ip_address: str | None, user_agent: str | None) -> tuple[str, str, str]:
+    """The canonical JSON that entry_hash hashes, in three pieces around the values of `at` and `seq`
+    (top-level keys in sorted order: action, actor, at, decisionId, details, ipAddress, seq, userAgent)."""
+    before_at = '{"action":' + canonical_json(action) + ',"actor":' + canonical_json(actor) + ',"at":"'
+    before_seq = (
+        '","decisionId":' + canonical_json(str(decision_id)) + ',"details":' + canonical_json(details)
+        + ',"ipAddress":' + canonical_json(ip_address) + ',"seq":'
+    )
+    return before_at, before_seq, ',"userAgent":' + canonical_json(user_agent) + "}"
+
+
+_APPEND_CALL = text(
+    "SELECT new_seq FROM hitl_audit_append(:lock_key, :genesis, :channel, :decision_id, :action, :actor, "
+    ":details, :ip_address, :user_agent, :before_at, :before_seq, :after_seq)"
+)
+
+
+async def append(*, session: AsyncSession, decision_id: uuid.UUID, action: str, actor: Actor, details: dict) -> int:
+    """Append one entry in the caller's transaction and return its seq; seq order equals commit order.
+
+    PostgreSQL: one call of hitl_audit_append (migration 0003) takes the chain lock, reads the head, hashes,
+    inserts and notifies, so no client round trip happens while every other append waits on the lock."""
+    if session.bind.dialect.name == "postgresql":
+        await session.flush()  # the caller's changes first: rows they lock are locked before the chain (lock order)
+        before_at, before_seq, after_seq = hash_pieces(
+            decision_id=decision_id, action=action, actor=actor.subject, details=details,
+            ip_address=actor.ip_address, user_agent=actor.user_agent,
+        )
+        statement = _APPEND_CALL.bindparams(
+            lock_key=AUDIT_LOCK_KEY, genesis=GENESIS_HASH, channel=EVENT_CHANNEL, decision_id=decision_id, action=action,
+            actor=actor.subject, details=canonical_json(details), ip_address=actor.ip_address, user_agent=actor.user_agent,
+            before_at=before_at, before_seq=before_seq, after_seq=after_seq,
+        )
+        return (await session.exec(statement)).scalar_one()
+    # SQLite: write transactions are serialized by Database.write, so the head cannot move underneath.
     head = (await session.exec(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     entry = AuditEntry(
@@ -73,11 +104,7 @@ async def append(*, session: AsyncSession, decision_id: uuid.UUID, action: str, 
     entry.hash = entry_hash(prev_hash, entry)
     session.add(entry)
     await session.flush()
-    if dialect == "postgresql":
-        # Delivered at commit, never for a rolled-back change; the payload stays far below 8,000 bytes.
-        payload = canonical_json({"seq": seq, "decisionId": str(decision_id), "action": action})
-        await session.exec(text("SELECT pg_notify(:channel, :payload)").bindparams(channel=EVENT_CHANNEL, payload=payload))
-    return entry
+    return seq
 
 
 @dataclass(frozen=True)

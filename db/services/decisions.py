@@ -56,12 +56,12 @@ async def approve(*, session: AsyncSession, actor: Actor, patch_id: str, comment
     _require_decider(actor, patch, "approving this patch")
     if actor.subject == patch.submitted_by:
         raise Forbidden("separation of duties: the submitter of a patch cannot approve it")
-    approvals = (await patches.approvals_for(session=session, patch_ids=[patch.id]))[patch.id]
-    if any(approval.approver == actor.subject for approval in approvals):
+    approvers = await patches.approvers(session=session, patch_id=patch.id)
+    if actor.subject in approvers:
         raise patches.conflict(patch, f"{actor.subject} has already approved this patch")
     # The unique (patch_id, approver) constraint backs this check; the row lock makes it race-free.
     session.add(Approval(patch_id=patch.id, approver=actor.subject, comment=comment))
-    count = len(approvals) + 1
+    count = len(approvers) + 1
     previous = patch.status
     if count >= patch.required_approvals:
         _finalize(patch, actor, PatchStatus.APPROVED, comment=comment)

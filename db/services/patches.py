@@ -87,5 +87,10 @@ async def approvals_for(*, session: AsyncSession, patch_ids: Sequence[uuid.UUID]
     return grouped
 
 
+async def approvers(*, session: AsyncSession, patch_id: uuid.UUID) -> list[str]:
+    """Who has approved this patch so far (the decision path needs no Approval objects)."""
+    return list((await session.exec(select(Approval.approver).where(Approval.patch_id == patch_id))).all())
+
+
 def is_open(patch: Patch) -> bool:
     return patch.status in (PatchStatus.PENDING.value, PatchStatus.ESCALATED.value)

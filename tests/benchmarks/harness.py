@@ -78,10 +78,11 @@ MODES: dict[str, dict] = {
 
 def _git() -> dict:
     def run(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
 
+    # Porcelain lines are "XY path": stripping the whole output would eat the first line's leading space.
     dirty = [line[3:] for line in run("status", "--porcelain", "--", "graphql_api", "db", "ml").splitlines()]
-    return {"commit": run("rev-parse", "HEAD") or "unknown", "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
+    return {"commit": run("rev-parse", "HEAD").strip() or "unknown", "branch": run("rev-parse", "--abbrev-ref", "HEAD").strip(),
             "dirty_app_files": dirty}
 
 

@@ -5,11 +5,12 @@ import os
 from collections import Counter
 
 import pytest
+from alembic import command
 from sqlalchemy import func, text
 from sqlmodel import select
 
 from db.enums import PatchStatus
-from db.migrate import upgrade
+from db.migrate import alembic_config, upgrade
 from db.models import Patch, PatchStatusDelta
 from db.services import decisions, queue, status_counts
 from tests.conftest import _off_loop
@@ -99,17 +100,19 @@ async def test_migration_counts_the_patches_that_already_exist():
     name = f"hitl_counts_backfill_{os.getpid()}"
     await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     try:
-        _off_loop(upgrade, pg_url(name), "0001")
+        # Written by today's code, then taken back to the 0001 schema (no triggers, no counts), then upgraded.
+        _off_loop(upgrade, pg_url(name), "head")
         from db.engine import Database
 
         db = Database.from_url(pg_url(name))
         try:
             for _ in range(4):
-                await submit(db)  # written by the 0001 schema: no triggers yet
+                await submit(db)
             async with db.write() as session:
                 await decisions.reject(session=session, actor=LEAD, patch_id=str((await submit(db)).id), reason="no")
         finally:
             await db.dispose()
+        _off_loop(command.downgrade, alembic_config(pg_url(name)), "0001")
         _off_loop(upgrade, pg_url(name), "head")
         db = Database.from_url(pg_url(name))
         try:
