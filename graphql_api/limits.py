@@ -38,7 +38,8 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A WebSocket's frames go straight out: it may carry thousands of subscription events.
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
             if scope["type"] == "http" and scope.get("path") not in ("/health", "/ready", "/metrics"):
                 access_log.info(

@@ -27,10 +27,24 @@ def _shared_store(payload: object) -> dict | None:
     return None if namespace is None else namespace.setdefault(_RESULTS, {})
 
 
+class _SharedResult:
+    """Stands in for a per-event executor when another subscriber already executed this event."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None):  # noqa: ANN201, ARG002
+        return self.result
+
+
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     _share_key: tuple | None = None
 
     def build_per_event_executor(self, payload: Any):  # noqa: ANN201
+        if self._share_key is not None and (store := _shared_store(payload)) is not None and self._share_key in store:
+            return _SharedResult(store[self._share_key])  # no copy of the executor per subscriber per event
         executor = super().build_per_event_executor(payload)
         # graphql-core 3.3 copies the executor shallowly, sharing a memo keyed by id() of per-event lists it
         # keeps alive: without a fresh one every event would stay in memory for the life of the subscription.
