@@ -30,9 +30,8 @@ from db.enums import Role
 from db.services import decisions
 from db.services.actor import Actor
 from tests.api.conftest import token
-from tests.benchmarks.common import cpu_seconds, dsn_for, pg_admin, url_for
-from tests.benchmarks.data import load_patches
-from tests.benchmarks.harness import _upgrade_quietly
+from tests.benchmarks.common import cpu_seconds, dsn_for, url_for
+from tests.benchmarks.harness import _drop, _prepare
 from tests.processes import ServeProcess
 
 DATABASE = "hitl_bench_layers"
@@ -41,29 +40,29 @@ READ = "query($id: ID!) { patch(id: $id) { id status version } }"
 
 
 async def _measure(count: int, rounds: int) -> dict[str, list[float]]:
-    await pg_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)', f'CREATE DATABASE "{DATABASE}"')
+    needed = 2 * count * (rounds + 1)  # the server's approvals, then the in-process ones
+    await _drop([DATABASE])
     try:
-        await asyncio.to_thread(_upgrade_quietly, url_for(DATABASE))
-        await load_patches(dsn_for(DATABASE), 60_000, pool_size=2_000)
+        await _prepare(DATABASE, 60_000, 2_000)
         connection = await asyncpg.connect(dsn_for(DATABASE))
         try:
             ids = [str(row["id"]) for row in await connection.fetch(
-                "SELECT id FROM patches WHERE status = 'PENDING' AND NOT requires_escalation LIMIT $1", 2 * count * (rounds + 1))]
+                "SELECT id FROM patches WHERE status = 'PENDING' AND NOT requires_escalation LIMIT $1", needed)]
         finally:
             await connection.close()
-        if len(ids) < 2 * count * (rounds + 1):
+        if len(ids) < needed:
             raise SystemExit(f"only {len(ids)} approvable patches: use fewer requests or rounds")
         with tempfile.TemporaryDirectory() as logs:
             server = ServeProcess(url_for(DATABASE), Path(logs) / "serve.log")
             try:
                 server.wait_ready()
-                results = await _rounds(server, ids[: count * (rounds + 1)], count, rounds)
+                results = await _rounds(server, ids[: needed // 2], count, rounds)
             finally:
                 server.stop()
-        results["service"] = await _service_rounds(ids[count * (rounds + 1):], count, rounds)
+        results["service"] = await _service_rounds(ids[needed // 2:], count, rounds)
         return results
     finally:
-        await pg_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await _drop([DATABASE])
 
 
 async def _rounds(server: ServeProcess, ids: list[str], count: int, rounds: int) -> dict[str, list[float]]:
