@@ -40,14 +40,21 @@ class Context(BaseContext):
     user_agent: str | None
     request_id: str
     now: datetime = field(default_factory=utcnow)
-    loaders: Loaders | None = None
     connection: Any = None  # the WebSocket, for subscriptions
     connection_params: Any = None  # connection_init payload (set by strawberry)
+    _loaders: Loaders | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__()
-        if self.loaders is None:
-            self.loaders = create_loaders(self.services.db)
+
+    @property
+    def loaders(self) -> Loaders:
+        """Created on first use. A WebSocket's context lives as long as the connection and serves every event of
+        its subscriptions: there the loaders batch but do not cache, or each event would show the relations
+        (approvals, comments, audit trail) first read for that patch, and the cache would grow for hours."""
+        if self._loaders is None:
+            self._loaders = create_loaders(self.services.db, cache=self.connection is None)
+        return self._loaders
 
     @property
     def db(self) -> Database:

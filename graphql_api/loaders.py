@@ -16,14 +16,14 @@ class Loaders:
     audit_trails: DataLoader
 
 
-def create_loaders(db: Database) -> Loaders:
+def create_loaders(db: Database, *, cache: bool = True) -> Loaders:
     def grouped(fetch):  # noqa: ANN001, ANN202
         async def load(keys: list[uuid.UUID]) -> list[list]:
             async with db.read() as session:
                 found = await fetch(session, list(dict.fromkeys(keys)))
             return [found.get(key, []) for key in keys]
 
-        return DataLoader(load_fn=load, max_batch_size=500)
+        return DataLoader(load_fn=load, max_batch_size=500, cache=cache)
 
     return Loaders(
         approvals=grouped(lambda session, ids: patches.approvals_for(session=session, patch_ids=ids)),

@@ -188,3 +188,28 @@ async def test_closed_connections_are_not_retained(api):
             break
         await asyncio.sleep(0.05)
     assert len(hub._connections) == 0
+
+
+async def test_relations_are_read_fresh_for_every_event(api):
+    """A subscription lives for hours: its approvals, comments and audit trail are those of each event, not
+    the first event's cached ones."""
+    from tests.api.conftest import REVIEWER2
+
+    query = ("subscription { patchEvents(filter: {kinds: [APPROVAL_RECORDED, APPROVED, COMMENTED]}) "
+             "{ kind patch { approvals { approver } comments { body } auditTrail { action } } } }")
+    async with connect(api.base, token=VIEWER) as client:
+        await client.subscribe(query)
+        await asyncio.sleep(0.2)
+        patch = await submit(api, 1, severity="CRITICAL", targetVersion="2.31.1")
+        events = []  # each change waits for the previous event: relations are read when an event is delivered
+        await _approve(api, patch["id"], as_=REVIEWER)
+        events.append((await client.data())["patchEvents"])
+        body = await api.gql('mutation($id: ID!) { addComment(id: $id, body: "looks fine") { id } }', {"id": patch["id"]}, as_=REVIEWER)
+        assert "errors" not in body, body
+        events.append((await client.data())["patchEvents"])
+        await _approve(api, patch["id"], as_=REVIEWER2)
+        events.append((await client.data())["patchEvents"])
+    assert [e["kind"] for e in events] == ["APPROVAL_RECORDED", "COMMENTED", "APPROVED"]
+    assert [[a["approver"] for a in e["patch"]["approvals"]] for e in events] == [["rita"], ["rita"], ["rita", "rob"]]
+    assert [[c["body"] for c in e["patch"]["comments"]] for e in events] == [[], ["looks fine"], ["looks fine"]]
+    assert [len(e["patch"]["auditTrail"]) for e in events] == [2, 3, 4]
