@@ -33,7 +33,7 @@ from graphql_api.hub import Hub
 from graphql_api.limits import BodySizeLimit, RequestContext
 from graphql_api.metrics import Metrics
 from graphql_api.schema import build_schema
-from graphql_api.ws import SubscriptionRouter
+from graphql_api.ws import SubscriptionRouter, WebSocketEntry
 from ml.service import ModelHolder
 
 log = logging.getLogger("hitl.app")
@@ -42,6 +42,7 @@ SHUTDOWN_HOOKS: list = []
 # /ready answers within this bound (the readiness probe's timeout is 3 s): a database that does not answer
 # in time, or a pool with no free connection, is "not ready" rather than a probe that hangs.
 READY_TIMEOUT_SECONDS = 2.0
+GRAPHQL_PATH = "/graphql"
 DATABASE_ERROR_CLASSES = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -150,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keep_alive_interval=settings.ws_keep_alive_seconds,
         connection_init_wait_timeout=timedelta(seconds=10),
     )
-    app.include_router(router, prefix="/graphql")
+    app.include_router(router, prefix=GRAPHQL_PATH)
 
     @app.get("/health")
     async def health() -> dict:
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
         )
+    app.add_middleware(WebSocketEntry, router=router, context_getter=get_context, path=GRAPHQL_PATH)
     app.add_middleware(RequestContext)
     return app
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,15 +41,17 @@ class SlowConsumer(Exception):
 
 @dataclass(eq=False)
 class EventSubscriber:
+    """One patchEvents subscription's bounded mailbox. A deque and one waiter rather than an asyncio.Queue:
+    a subscription holds it for hours and every event is offered to every subscriber, so its size and the
+    cost of `offer` count once per subscriber."""
+
     kinds: frozenset[str] | None
     decision_id: uuid.UUID | None
     buffer: int
     on_overflow: Callable[[], None]
-    queue: asyncio.Queue = field(init=False)
+    pending: deque = field(init=False, default_factory=deque)
+    waiter: asyncio.Future | None = field(init=False, default=None)
     overflowed: bool = False
-
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(maxsize=self.buffer)
 
     def matches(self, event: PatchEvent) -> bool:
         return (self.kinds is None or event.kind.value in self.kinds) and (
@@ -58,16 +61,24 @@ class EventSubscriber:
     def offer(self, event: PatchEvent) -> None:
         if self.overflowed or not self.matches(event):
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self.pending) >= self.buffer:
             self.overflowed = True
             self.on_overflow()
+            return
+        self.pending.append(event)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def next(self) -> PatchEvent:
-        if self.overflowed and self.queue.empty():
-            raise SlowConsumer(SLOW_CONSUMER_REASON)
-        return await self.queue.get()
+        while not self.pending:
+            if self.overflowed:
+                raise SlowConsumer(SLOW_CONSUMER_REASON)
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.pending.popleft()
 
 
 @dataclass(eq=False)

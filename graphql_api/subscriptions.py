@@ -44,6 +44,20 @@ async def _close_quietly(connection) -> None:  # noqa: ANN001
         await connection.close(code=SLOW_CONSUMER_CLOSE_CODE, reason=SLOW_CONSUMER_REASON)
 
 
+async def _replay(info: Info, after: int) -> AsyncGenerator[PatchEvent, None]:
+    """The stored events after seq `after`, in order. A generator of its own so that its session and batches
+    are freed once the replay is over, not kept by the subscription for as long as it lives."""
+    while True:
+        async with info.context.db.read() as session:
+            rows = await audit_log.after_seq(session=session, seq=after, limit=READ_BATCH)
+            events = await build_events(session, rows)
+        for event in events:
+            yield event
+        if len(rows) < READ_BATCH:
+            return
+        after = rows[-1].seq
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(permission_classes=[CanRead])
@@ -56,17 +70,10 @@ class Subscription:
         subscriber = hub.subscribe_events(kinds=kinds, decision_id=decision_id, on_overflow=_closer(info))
         with _counted(info):
             try:
-                while True:
-                    async with info.context.db.read() as session:
-                        rows = await audit_log.after_seq(session=session, seq=last, limit=READ_BATCH)
-                        events = await build_events(session, rows)
-                    for event in events:
-                        if subscriber.matches(event):
-                            yield event
-                    if rows:
-                        last = rows[-1].seq
-                    if len(rows) < READ_BATCH:
-                        break
+                async for event in _replay(info, last):
+                    if subscriber.matches(event):
+                        yield event
+                    last = event.seq
                 while True:
                     event = await subscriber.next()
                     if event.seq > last:

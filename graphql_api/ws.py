@@ -8,10 +8,11 @@ import contextlib
 import json
 import time
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from graphql import GraphQLError, parse
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
@@ -28,6 +29,16 @@ from graphql_api.shared_execution import encode_payload
 
 class _TransportWsHandler(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws: a refused connection_init closes with 4401 (API.md), not strawberry's 4403."""
+
+    def on_request_accepted(self) -> None:
+        super().on_request_accepted()
+        # Once cancelled by connection_init, the timer task keeps its CancelledError (traceback, frames, this
+        # handler) for as long as the connection is open, which is hours for a dashboard.
+        self.connection_init_timeout_task.add_done_callback(self._forget_init_timer)
+
+    def _forget_init_timer(self, task: asyncio.Task) -> None:
+        if self.connection_init_timeout_task is task:
+            self.connection_init_timeout_task = None
 
     async def handle_connection_init(self, message) -> None:  # noqa: ANN001
         close = self.websocket.close
@@ -151,6 +162,33 @@ class SubscriptionRouter(HttpGraphQLRouter):
             socket_ref = weakref.ref(websocket)  # the timer must not keep a closed socket alive until expiry
             asyncio.get_running_loop().call_later(delay, lambda: _close_if_open(socket_ref, 4401, "token expired"))
         return UNSET
+
+
+class WebSocketEntry:
+    """ASGI middleware: a WebSocket to the GraphQL path goes straight to the subscription router.
+
+    Under FastAPI's routing every open WebSocket kept about twenty suspended middleware and routing coroutines
+    (with their closures and dependency state) alive for hours, and each frame sent passed through two
+    exception-handling wrappers. None of those act on a WebSocket; what does (the request id, origin checks,
+    authentication, limits) is outside this middleware or in the router."""
+
+    def __init__(self, app: ASGIApp, router: "SubscriptionRouter", context_getter: Callable[[WebSocket], Awaitable[object]], path: str) -> None:
+        self.app, self.router, self.context_getter, self.path = app, router, context_getter, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or _route_path(scope) != self.path:
+            await self.app(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        context = await self.context_getter(websocket)
+        context.request = websocket  # what strawberry's FastAPI dependency sets
+        await self.router.run(websocket, context=context, root_value=None)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path as routes see it (without the root path a proxy mounts the service under)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _close_if_open(socket_ref: weakref.ref, code: int, reason: str) -> None:

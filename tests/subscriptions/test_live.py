@@ -213,3 +213,31 @@ async def test_relations_are_read_fresh_for_every_event(api):
     assert [[a["approver"] for a in e["patch"]["approvals"]] for e in events] == [["rita"], ["rita"], ["rita", "rob"]]
     assert [[c["body"] for c in e["patch"]["comments"]] for e in events] == [[], ["looks fine"], ["looks fine"]]
     assert [len(e["patch"]["auditTrail"]) for e in events] == [2, 3, 4]
+
+
+async def test_open_subscriptions_hold_no_routing_or_replay_state(api):
+    """Dashboards stay connected for hours: per open subscription the server keeps the subscription, not the
+    HTTP middleware and routing coroutines, nor the replay's database session. What Starlette and FastAPI still
+    hold per connection: FastAPI's own entry (five coroutines) and the pending receive (two); it was 21."""
+    import gc
+    import types
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    def held() -> tuple[int, int]:
+        gc.collect()
+        objects = gc.get_objects()
+        routing = sum(1 for o in objects if type(o) is types.CoroutineType and any(part in o.cr_code.co_filename for part in ("/starlette/", "/fastapi/")))
+        return routing, sum(1 for o in objects if isinstance(o, AsyncSession))
+
+    before = held()
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(connect(api.base, token=VIEWER)) for _ in range(10)]
+        for client in clients:
+            await client.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        await submit(api, 1)
+        assert [(await client.data())["patchEvents"]["seq"] for client in clients] == [1] * len(clients)
+        routing, sessions = (now - then for now, then in zip(held(), before, strict=True))
+    assert routing <= 7 * len(clients), routing
+    assert sessions <= 0, sessions
