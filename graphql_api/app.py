@@ -24,7 +24,7 @@ from db.migrate import current_revision, head_revision, schema_problem
 from db.services import sla, status_counts
 from db.services.errors import Unauthenticated
 from db.types import utcnow
-from graphql_api import rest
+from graphql_api import gc_pauses, rest
 from graphql_api.auth import Authenticator
 from graphql_api.config import Settings
 from graphql_api.context import Context, Services
@@ -215,5 +215,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for uvicorn workers (settings from the environment)."""
-    return create_app(Settings())
+    """Factory for `hitl serve` and its uvicorn workers (settings from the environment): the process is
+    the server's, so it also tunes the garbage collector (graphql_api.gc_pauses)."""
+    app = create_app(Settings())
+    metrics = app.state.services.metrics
+    gc_pauses.freeze_startup_objects(metrics)
+    gc_pauses.time_collections(metrics)
+    return app

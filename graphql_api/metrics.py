@@ -14,6 +14,8 @@ from db.types import utcnow
 
 log = logging.getLogger("hitl.metrics")
 
+# A collection's pause: young ones take well under a millisecond, full ones grow with the heap.
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Submission → decision. Dense around the 5-minute p95 alert (HITLDecisionLag) and up to a day.
 DECISION_BUCKETS = (5, 15, 30, 60, 120, 180, 240, 300, 360, 450, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -35,6 +37,14 @@ class Metrics:
             "hitl_subscription_executions_total",
             "Subscription results computed (once per event and distinct operation, shared by its subscribers)",
             registry=self.registry,
+        )
+        # Set by `hitl serve` (graphql_api.gc_pauses), which owns the process.
+        self.gc_pause = Histogram(
+            "hitl_gc_pause_seconds", "Garbage collection pauses of this process, by generation (2 = full)", ["generation"],
+            buckets=GC_PAUSE_BUCKETS, registry=self.registry,
+        )
+        self.gc_frozen_objects = Gauge(
+            "hitl_gc_frozen_objects", "Objects created at startup and left out of every later collection", registry=self.registry
         )
         self._cache_seconds = cache_seconds
         self._refreshed_at = float("-inf")
