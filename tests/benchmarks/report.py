@@ -57,7 +57,8 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         f, b = p["figure"], p["baseline"]
         add("approvals/s, 16 concurrent clients", f"{f['approvals_per_s_median']:.0f}/s",
             f"plain INSERT: {b['inserts_per_s_median']:.0f}/s", _x(p["ratio_throughput"]), p["targets"][0])
-        add("approval latency, 16 concurrent clients (median / p99)", _lat(f["latency_ms"]),
+        add("approval latency, 16 concurrent clients (median / p99); server full GCs (over 100 ms)",
+            f"{_lat(f['latency_ms'])}; GCs {_gc(f.get('server_gc'))}",
             "plain INSERT: " + _lat(b["latency_ms"]), _x(p["ratio_p99"]) + " (p99)",
             p["targets"][1])
     if (p := s.get("subscribers")) and "levels" in p:
@@ -96,6 +97,12 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
     return rows
 
 
+def _gc(pauses: dict | None) -> str:
+    if not pauses:
+        return "—"  # a run before hitl_gc_pause_seconds existed
+    return f"{pauses['full_collections']} ({pauses['pauses_over_100ms']}), {pauses['pause_seconds_total'] * 1000:.0f} ms in all"
+
+
 def markdown(results: dict) -> str:
     lines = [f"# Benchmark results ({results['mode']})", ""]
     m = results["machine"]
@@ -114,11 +121,12 @@ def markdown(results: dict) -> str:
     if subs.get("levels"):
         lines += ["", f"Subscribers (one worker; idle RSS {subs['baseline']['idle_rss_mib']:.0f} MiB):", "",
                   "| subscribers | RSS MiB | KiB / subscriber | last subscriber median / p99 | median subscriber median | "
-                  "server CPU per event | mutation (paced) median / p99 |",
-                  "|---|---|---|---|---|---|---|"]
+                  "server CPU per event | mutation (paced) median / p99 | server full GCs during the events (over 100 ms) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for e in subs["levels"]:
             lines.append(f"| {e['subscribers']:,} | {e['rss_mib']:.0f} | {e['rss_kib_per_subscriber']:.0f} | {_lat(e['last_subscriber_ms'])} | "
-                         f"{_ms(e['median_subscriber_ms']['median'])} ms | {e['server_cpu_ms_per_event']:.0f} ms | {_lat(e['mutation_ms_paced'])} |")
+                         f"{_ms(e['median_subscriber_ms']['median'])} ms | {e['server_cpu_ms_per_event']:.0f} ms | {_lat(e['mutation_ms_paced'])} | "
+                         f"{_gc(e.get('server_gc_during_events'))} |")
     skipped = [f"{k}: {v['skipped']}" for k, v in results["scenarios"].items() if "skipped" in v]
     failed = [f"{k}: {v['failed']}" for k, v in results["scenarios"].items() if "failed" in v]
     if skipped or failed:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import API_KEY, token
 from tests.benchmarks.common import Deadline, cpu_seconds, dsn_for, latency_stats, percentile, rss_mib
@@ -349,12 +350,14 @@ async def approvals(ctx: Context, database: str) -> dict:
         warm = ids[:100]
         ids = ids[100:]
         await _approval_round(server.port, warm, clients_n, 10)  # warm-up: pool, caches, JIT-free paths
+        gc_before = await full_gc(server.port)
         for index in range(cfg["approval_rounds"]):
             chunk = ids[index * cfg["approval_max"]:(index + 1) * cfg["approval_max"]]
             cpu_before = cpu_seconds(server.process.pid)
             rounds.append(await _approval_round(server.port, chunk, clients_n, cfg["approval_seconds"]))
             rounds[-1]["server_cpu_s"] = cpu_seconds(server.process.pid) - cpu_before
             inserts.append(await _insert_round(dsn_for(database), clients_n, cfg["approval_seconds"], cfg["approval_max"] * 4))
+        gc_pauses = full_gc_between(gc_before, await full_gc(server.port))
     finally:
         ctx.stop(server)
     all_lat = [x for r in rounds for x in r["latencies"]]
@@ -371,7 +374,8 @@ async def approvals(ctx: Context, database: str) -> dict:
                    "patches": "distinct PENDING patches not requiring escalation, random order"},
         "figure": {"approvals_per_s_median": round(rate, 1), "per_round_per_s": [round(r["per_s"], 1) for r in rounds],
                    "latency_ms": lat, "errors": errors, "server_cpu_ms_per_approval": round(cpu_per * 1000, 2),
-                   "server_cpu_share": round(sum(r["server_cpu_s"] for r in rounds) / sum(r["seconds"] for r in rounds), 2), "error_samples": [e for r in rounds for e in r["error_samples"]][:3]},
+                   "server_cpu_share": round(sum(r["server_cpu_s"] for r in rounds) / sum(r["seconds"] for r in rounds), 2), "error_samples": [e for r in rounds for e in r["error_samples"]][:3],
+                   "server_gc": gc_pauses},
         "baseline": {"what": "plain INSERT of an audit-like row (autocommit), 16 concurrent asyncpg connections",
                      "inserts_per_s_median": round(base_rate, 1), "per_round_per_s": [round(r["per_s"], 1) for r in inserts],
                      "latency_ms": latency_stats(ins_lat)},
@@ -385,13 +389,45 @@ async def approvals(ctx: Context, database: str) -> dict:
 # --- 3/4. subscribers --------------------------------------------------------------------------------------------------
 
 
-async def _metric(client: GraphQLClient, name: str) -> float | None:
-    probe = GraphQLClient(HOST, client.connection.port)  # a fresh connection: the probe may idle for minutes
+async def _metrics_text(port: int) -> str:
+    probe = GraphQLClient(HOST, port)  # a fresh connection: a long-lived one may idle for minutes
     try:
-        status, body = await probe.get("/metrics")
+        _, body = await probe.get("/metrics")
     finally:
         await probe.close()
-    for line in body.decode().splitlines():
+    return body.decode()
+
+
+async def full_gc(port: int) -> dict | None:
+    """The server's full collections so far (hitl_gc_pause_seconds{generation="2"}): count, seconds, and how
+    many took at most 100 ms. None from a server that does not report them (an older commit)."""
+    found = None
+    for family in text_string_to_metric_families(await _metrics_text(port)):
+        if family.name != "hitl_gc_pause_seconds":
+            continue
+        found = {"count": 0.0, "seconds": 0.0, "within_100ms": 0.0}
+        for sample in family.samples:
+            if sample.labels.get("generation") != "2":
+                continue
+            if sample.name.endswith("_count"):
+                found["count"] = sample.value
+            elif sample.name.endswith("_sum"):
+                found["seconds"] = sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == 0.1:
+                found["within_100ms"] = sample.value
+    return found
+
+
+def full_gc_between(before: dict | None, after: dict | None) -> dict | None:
+    if before is None or after is None:
+        return None
+    count = after["count"] - before["count"]
+    return {"full_collections": int(count), "pause_seconds_total": round(after["seconds"] - before["seconds"], 3),
+            "pauses_over_100ms": int(count - (after["within_100ms"] - before["within_100ms"]))}
+
+
+async def _metric(client: GraphQLClient, name: str) -> float | None:
+    for line in (await _metrics_text(client.connection.port)).splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
@@ -506,7 +542,7 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
                 active = await _wait_subscriptions(probe, current, cfg["connect_timeout_s"])
                 await asyncio.sleep(cfg["settle_s"])
                 rss_connected = rss_mib(server.process.pid)
-                cpu_before = cpu_seconds(server.process.pid)
+                cpu_before, gc_before = cpu_seconds(server.process.pid), await full_gc(server.port)
                 paced = await _paced_events(mutator, floods, current, cfg["events_per_level"], cfg["delivery_timeout_s"], cfg["event_gap_s"])
                 cpu_per_event = (cpu_seconds(server.process.pid) - cpu_before) / max(cfg["events_per_level"], 1)
                 rss_events = rss_mib(server.process.pid)
@@ -521,6 +557,7 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
                     "last_subscriber_ms": latency_stats(paced["last"]), "median_subscriber_ms": latency_stats(paced["median"]),
                     "mutation_ms_paced": latency_stats(paced["mutation"]),
                     "server_cpu_ms_per_event": round(cpu_per_event * 1000, 1),
+                    "server_gc_during_events": full_gc_between(gc_before, await full_gc(server.port)),
                 }
                 if level == cfg["mutation_level"]:
                     stream = await _stream_mutations(mutator, cfg["stream_mutations"], cfg["stream_rate"])
