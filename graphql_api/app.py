@@ -218,7 +218,5 @@ def create_app_from_env() -> FastAPI:
     """Factory for `hitl serve` and its uvicorn workers (settings from the environment): the process is
     the server's, so it also tunes the garbage collector (graphql_api.gc_pauses)."""
     app = create_app(Settings())
-    metrics = app.state.services.metrics
-    gc_pauses.freeze_startup_objects(metrics)
-    gc_pauses.time_collections(metrics)
+    gc_pauses.tune_for_serving(app.state.services.metrics)
     return app

@@ -1,6 +1,6 @@
-"""WebSocket side of /graphql: authentication from connection_init (4401 when refused), closing the socket
-when the token expires, tracking sockets so shutdown can tell clients to go elsewhere, and the same bounds as
-over HTTP (graphql_api.limits): oversized or too deeply nested messages are malformed, an operation whose
+"""WebSocket side of /graphql: an entry that takes WebSockets past the HTTP middlewares, authentication from
+connection_init (4401 when refused), closing the socket when the token expires, tracking sockets so shutdown
+can tell clients to go elsewhere, and the same bounds as over HTTP (graphql_api.limits): oversized or too deeply nested messages are malformed, an operation whose
 document or variables are out of bounds or do not parse gets a coded error, and the socket keeps serving."""
 
 import asyncio
@@ -172,7 +172,7 @@ class WebSocketEntry:
     exception-handling wrappers. None of those act on a WebSocket; what does (the request id, origin checks,
     authentication, limits) is outside this middleware or in the router."""
 
-    def __init__(self, app: ASGIApp, router: "SubscriptionRouter", context_getter: Callable[[WebSocket], Awaitable[object]], path: str) -> None:
+    def __init__(self, app: ASGIApp, router: SubscriptionRouter, context_getter: Callable[[WebSocket], Awaitable[object]], path: str) -> None:
         self.app, self.router, self.context_getter, self.path = app, router, context_getter, path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -560,7 +560,9 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
                     "server_gc_during_events": full_gc_between(gc_before, await full_gc(server.port)),
                 }
                 if level == cfg["mutation_level"]:
+                    gc_before = await full_gc(server.port)
                     stream = await _stream_mutations(mutator, cfg["stream_mutations"], cfg["stream_rate"])
+                    entry["server_gc_during_stream"] = full_gc_between(gc_before, await full_gc(server.port))
                     seq = await mutator.seq_of(mutator.last_stream_id)
                     await _deliver(floods, seq, current, cfg["delivery_timeout_s"] * 3)  # let the backlog drain
                     entry["mutation_ms_stream"] = latency_stats(stream)
@@ -613,7 +615,7 @@ async def subscribers(ctx: Context, database: str) -> tuple[dict, dict]:
         "config": {"stream": f"{cfg['stream_mutations']} mutations at {cfg['stream_rate']}/s, not waiting for delivery "
                              "(fan-outs of earlier events run meanwhile)",
                    "paced": "one mutation at a time, next one after every subscriber got the event"},
-        "figure": {"stream": ms, "paced": mp},
+        "figure": {"stream": ms, "paced": mp, "server_gc_during_stream": at_2k.get("server_gc_during_stream") if at_2k else None},
         "baseline": {"what": "the same with 0 subscribers", "stream": zs, "paced": zp},
         "ratio_median": stream_ratio,
         "ratio_p99": ratio(ms["p99"], zs["p99"]) if ms else None,
