@@ -28,12 +28,13 @@ from graphql_api import gc_pauses, rest
 from graphql_api.auth import Authenticator
 from graphql_api.config import Settings
 from graphql_api.context import Context, Services
+from graphql_api.entry import HttpEntry, WebSocketEntry
 from graphql_api.errors import RETRY_AFTER_SECONDS, UNAVAILABLE, UNAVAILABLE_MESSAGES, unavailable_status
 from graphql_api.hub import Hub
 from graphql_api.limits import BodySizeLimit, RequestContext
 from graphql_api.metrics import Metrics
 from graphql_api.schema import build_schema
-from graphql_api.ws import SubscriptionRouter, WebSocketEntry
+from graphql_api.ws import SubscriptionRouter
 from ml.service import ModelHolder
 
 log = logging.getLogger("hitl.app")
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for error_class in DATABASE_ERROR_CLASSES:
         app.add_exception_handler(error_class, database_unavailable)
 
+    app.add_middleware(HttpEntry, router=router, context_getter=get_context, path=GRAPHQL_PATH)  # inside all of the below
     Instrumentator(registry=services.metrics.registry, excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
     app.add_middleware(unavailable_status)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

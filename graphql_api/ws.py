@@ -1,6 +1,6 @@
-"""WebSocket side of /graphql: an entry that takes WebSockets past the HTTP middlewares, authentication from
-connection_init (4401 when refused), closing the socket when the token expires, tracking sockets so shutdown
-can tell clients to go elsewhere, and the same bounds as over HTTP (graphql_api.limits): oversized or too deeply nested messages are malformed, an operation whose
+"""WebSocket side of /graphql: authentication from connection_init (4401 when refused), closing the socket
+when the token expires, tracking sockets so shutdown can tell clients to go elsewhere, and the same bounds as
+over HTTP (graphql_api.limits): oversized or too deeply nested messages are malformed, an operation whose
 document or variables are out of bounds or do not parse gets a coded error, and the socket keeps serving."""
 
 import asyncio
@@ -8,11 +8,10 @@ import contextlib
 import json
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 
 from graphql import GraphQLError, parse
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
@@ -162,33 +161,6 @@ class SubscriptionRouter(HttpGraphQLRouter):
             socket_ref = weakref.ref(websocket)  # the timer must not keep a closed socket alive until expiry
             asyncio.get_running_loop().call_later(delay, lambda: _close_if_open(socket_ref, 4401, "token expired"))
         return UNSET
-
-
-class WebSocketEntry:
-    """ASGI middleware: a WebSocket to the GraphQL path goes straight to the subscription router.
-
-    Under FastAPI's routing every open WebSocket kept about twenty suspended middleware and routing coroutines
-    (with their closures and dependency state) alive for hours, and each frame sent passed through two
-    exception-handling wrappers. None of those act on a WebSocket; what does (the request id, origin checks,
-    authentication, limits) is outside this middleware or in the router."""
-
-    def __init__(self, app: ASGIApp, router: SubscriptionRouter, context_getter: Callable[[WebSocket], Awaitable[object]], path: str) -> None:
-        self.app, self.router, self.context_getter, self.path = app, router, context_getter, path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or _route_path(scope) != self.path:
-            await self.app(scope, receive, send)
-            return
-        websocket = WebSocket(scope, receive, send)
-        context = await self.context_getter(websocket)
-        context.request = websocket  # what strawberry's FastAPI dependency sets
-        await self.router.run(websocket, context=context, root_value=None)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path as routes see it (without the root path a proxy mounts the service under)."""
-    path, root = scope["path"], scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _close_if_open(socket_ref: weakref.ref, code: int, reason: str) -> None:
