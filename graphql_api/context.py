@@ -42,6 +42,7 @@ class Context(BaseContext):
     now: datetime = field(default_factory=utcnow)
     connection: Any = None  # the WebSocket, for subscriptions
     connection_params: Any = None  # connection_init payload (set by strawberry)
+    expiry_timer: Any = None  # closes the WebSocket when its token expires (an asyncio.TimerHandle)
     _loaders: Loaders | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -47,7 +47,12 @@ class WebSocketEntry(_GraphQLEntry):
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
-        await self.router.run(websocket, context=await self.context_for(websocket), root_value=None)
+        context = await self.context_for(websocket)
+        try:
+            await self.router.run(websocket, context=context, root_value=None)
+        finally:
+            if context.expiry_timer is not None:
+                context.expiry_timer.cancel()
 
 
 class HttpEntry(_GraphQLEntry):

@@ -159,7 +159,8 @@ class SubscriptionRouter(HttpGraphQLRouter):
         if credential.expires_at is not None:
             delay = max(credential.expires_at - time.time(), 0) + services.settings.jwt_leeway_seconds
             socket_ref = weakref.ref(websocket)  # the timer must not keep a closed socket alive until expiry
-            asyncio.get_running_loop().call_later(delay, lambda: _close_if_open(socket_ref, 4401, "token expired"))
+            # Cancelled when the connection ends (graphql_api.entry): tokens live for hours and dashboards reconnect.
+            context.expiry_timer = asyncio.get_running_loop().call_later(delay, lambda: _close_if_open(socket_ref, 4401, "token expired"))
         return UNSET
 
 

@@ -241,3 +241,27 @@ async def test_open_subscriptions_hold_no_routing_or_replay_state(api):
         routing, sessions = (now - then for now, then in zip(held(), before, strict=True))
     assert routing <= 7 * len(clients), routing
     assert sessions <= 0, sessions
+
+
+async def test_closed_connections_leave_no_expiry_timer_behind(api):
+    """Each connection schedules a close for when its token expires (hours away): a closed connection must not
+    leave that timer, its callback and its log context in the event loop until then (the soak's slow growth)."""
+    import gc
+    import types
+
+    def timers() -> int:
+        gc.collect()
+        name = "SubscriptionRouter.on_ws_connect.<locals>.<lambda>"
+        return sum(1 for o in gc.get_objects() if type(o) is types.FunctionType and o.__qualname__ == name)
+
+    before = timers()
+    for _ in range(5):
+        async with connect(api.base, token=VIEWER) as client:
+            await client.subscribe(EVENTS)
+            await asyncio.sleep(0.05)
+            assert timers() == before + 1
+    for _ in range(50):
+        if timers() == before:
+            break
+        await asyncio.sleep(0.05)
+    assert timers() == before
