@@ -7,7 +7,7 @@ import json
 import pytest
 import websockets
 
-from tests.api.conftest import ADMIN, LEAD, REVIEWER, SERVICE, VIEWER, submit, token
+from tests.api.conftest import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, submit, token
 from tests.subscriptions.wsclient import LEGACY_WS, TRANSPORT_WS, connect
 
 EVENTS = "subscription($after: String, $filter: PatchEventFilter) { patchEvents(after: $after, filter: $filter) { cursor seq kind actor patch { patchId status } } }"
@@ -193,8 +193,6 @@ async def test_closed_connections_are_not_retained(api):
 async def test_relations_are_read_fresh_for_every_event(api):
     """A subscription lives for hours: its approvals, comments and audit trail are those of each event, not
     the first event's cached ones."""
-    from tests.api.conftest import REVIEWER2
-
     query = ("subscription { patchEvents(filter: {kinds: [APPROVAL_RECORDED, APPROVED, COMMENTED]}) "
              "{ kind patch { approvals { approver } comments { body } auditTrail { action } } } }")
     async with connect(api.base, token=VIEWER) as client:
