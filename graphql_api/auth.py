@@ -22,6 +22,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from db.enums import Role
 from db.services.actor import Actor
 from db.services.errors import Unauthenticated
+from graphql_api import limits
 from graphql_api.config import Settings
 
 log = logging.getLogger("hitl.auth")
@@ -110,8 +111,8 @@ class Authenticator:
         """A key id we do not know may be the IdP's new key (rotation): reload soon, at most every
         JWKS_RETRY_SECONDS, without blocking this request."""
         try:
-            header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
-        except ValueError:
+            header = limits.decode_json(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+        except ValueError:  # not base64, not JSON, or nested too deeply
             return
         kid = header.get("kid") if isinstance(header, dict) else None
         if not kid or any(key.kid == kid for key in keyset.keys):

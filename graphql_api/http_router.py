@@ -14,8 +14,8 @@ Content negotiation follows the GraphQL-over-HTTP spec ("watershed" rules), chec
   405 with `Allow: POST`.
 - Responses vary by Accept, and say so (`Vary: Accept`).
 
-Hostile request documents (graphql_api.limits) are refused here, before GraphQL sees them: JSON nested past
-the decoder's recursion limit, bodies that are not an object or an array of objects, and variables that are
+Hostile request documents (graphql_api.limits) are refused here, before GraphQL sees them: JSON nested deeper
+than limits.MAX_JSON_DEPTH (measured before decoding), bodies that are not an object or an array of objects, and variables that are
 too deep, too long or too many (BAD_USER_INPUT, 400); documents over limits.MAX_QUERY_CHARS are
 QUERY_TOO_COMPLEX (400). Every GraphQL error leaves with `extensions.code`, including the parser's own,
 which strawberry's ParserCache raises outside the extension that codes the others (its token and nesting

@@ -3,6 +3,7 @@ and GraphQL variables that HTTP and WebSocket share."""
 
 import json
 import re
+from itertools import accumulate
 import time
 import uuid
 
@@ -98,14 +99,17 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 # --- request JSON and variables -------------------------------------------------------------------------
-# The body limit bounds a request's bytes, not what they decode to. Nested deeply enough, JSON makes the
-# decoder recurse past Python's limit (RecursionError: a plain 500, or a reset connection); a 2 MiB body holds
-# 100k list items, each of which became an SQL bind parameter (on PostgreSQL asyncpg refuses more than 32,767;
-# on SQLite the request took 1 s and +77 MiB of RSS). No valid request comes near these bounds (API.md and
-# db.services.validation: lists <= 500 items, texts <= 512 KiB).
+# The body limit bounds a request's bytes, not what they decode to. Nested deeply enough, JSON made the
+# decoder recurse to Python's recursion limit: a plain 500 or a reset connection, and, in `hitl serve`, a
+# garbage collection that struck on that stack ran its timing callback (graphql_api.gc_pauses) past the limit
+# (RecursionError printed to the log). Nesting is therefore measured before decoding, without recursion.
+# A 2 MiB body holds 100k list items, each of which became an SQL bind parameter (on PostgreSQL asyncpg
+# refuses more than 32,767; on SQLite the request took 1 s and +77 MiB of RSS). No valid request comes near
+# these bounds (API.md and db.services.validation: lists <= 500 items, texts <= 512 KiB).
 # The lexer reads a document character by character: a 2 MiB string literal took ~0.7 s of the event loop,
 # and strawberry's parser cache then kept the text and its tree (~3 MB each). Large values go in variables.
 MAX_QUERY_CHARS = 100_000
+MAX_JSON_DEPTH = 64  # a batch, an operation and its variables: at most 2 + MAX_VARIABLES_DEPTH
 MAX_VARIABLES_DEPTH = 20  # variables object = 1; the deepest real input (a SHAP value) is 5
 MAX_VARIABLE_LIST_ITEMS = 1_000
 MAX_VARIABLE_VALUES = 10_000  # every list item, object entry and scalar, in all variables of one operation
@@ -114,15 +118,33 @@ MAX_VARIABLE_STRING = 1024 * 1024  # characters
 # decoded to ~80 MB of objects. Messages over HTTP's default body limit are refused before decoding.
 MAX_WS_MESSAGE_CHARS = 2 * 1024 * 1024
 
+_NEITHER_QUOTE_NOR_BRACKET = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_nested_deeper_than(limit: int, raw: bytes) -> bool:
+    """Whether arrays and objects nest deeper than `limit` in this JSON text (brackets in strings do not count).
+    C-level passes only (bytes methods, itertools): no recursion and no Python step per character; ~10 ms
+    for a 2 MiB body of 100k small objects. Up to the first character JSON refuses, it reads the text as JSON
+    does, so the decoder never recurses deeper than the depth measured here."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the opening brackets bound the depth
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Quotes and brackets only. Two adjacent quotes enclose nothing: dropping them keeps the others' parity.
+    skeleton = unescaped.translate(None, _NEITHER_QUOTE_NOR_BRACKET).replace(b'""', b"")
+    outside_strings = b"".join(skeleton.split(b'"')[::2])
+    depths = accumulate(map(_BRACKET_STEP.__getitem__, outside_strings))
+    return next(filter(limit.__lt__, depths), None) is not None
+
 
 def decode_json(data: str | bytes) -> object:
-    """json.loads; a document nested past the decoder's recursion limit is malformed (JSONDecodeError, which
-    callers answer as such) rather than a RecursionError escaping as a 500 or a reset connection. Whatever
-    does decode has its variables checked (variables_problem) before anything recursive walks them."""
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+    """json.loads of a document nested at most MAX_JSON_DEPTH deep; deeper is malformed (JSONDecodeError,
+    which callers answer as such). Whatever does decode has its variables checked (variables_problem) before
+    anything recursive walks them."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if json_nested_deeper_than(MAX_JSON_DEPTH, raw):
+        raise json.JSONDecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "", 0)
+    return json.loads(data)
 
 
 def query_problem(query: object) -> str | None:

@@ -121,6 +121,8 @@ ATTACKS: dict[str, Credential] = {
     "malformed: three garbage segments": bearer("%%%.@@@.!!!"),
     "malformed: header and payload only": bearer(".".join(VALID_ADMIN.split(".")[:2])),
     "malformed: JSON array as header": bearer(f"{b64(b'[1,2]')}.{b64(claims())}.{VALID_ADMIN.split('.')[2]}"),
+    # joserfc refuses a header over 512 bytes; the unknown-kid check must not recurse into it (RecursionError: 500).
+    "malformed: header nested 2,900 deep": bearer(f"{b64(b'[' * 2900 + b']' * 2900)}.{b64(claims())}.{VALID_ADMIN.split('.')[2]}"),
     "malformed: 4 segments": bearer(VALID_ADMIN + ".AAAA"),
     "wrong signature: another secret": bearer(hs256(claims(), secret="s" * 48)),
     "wrong signature: one character changed": bearer(flip_last(VALID_ADMIN)),

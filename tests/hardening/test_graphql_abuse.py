@@ -359,7 +359,7 @@ def _ws_errors(message: dict) -> list[dict]:
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
 async def test_websocket_abuse(server, protocol):
     """Each attack as a subscribe/start message: the documented code, quickly, and the socket keeps serving;
-    a message nested past the JSON decoder's recursion limit is malformed (4400 / ignored), one over 2 MiB is
+    a message nested deeper than limits.MAX_JSON_DEPTH is malformed (4400 / ignored), one over 2 MiB is
     closed with 1009 before it is read in full, never a crash, and the RSS stays put."""
     log_offset = server.process.log_path.stat().st_size
     before = server.rss_mib()
