@@ -28,7 +28,7 @@ from graphql_api import gc_pauses, rest
 from graphql_api.auth import Authenticator
 from graphql_api.config import Settings
 from graphql_api.context import Context, Services
-from graphql_api.entry import HttpEntry, WebSocketEntry
+from graphql_api.entry import HttpEntry, ServiceApp, WebSocketEntry
 from graphql_api.errors import RETRY_AFTER_SECONDS, UNAVAILABLE, UNAVAILABLE_MESSAGES, unavailable_status
 from graphql_api.hub import Hub
 from graphql_api.limits import BodySizeLimit, RequestContext
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request_id=connection.scope.get("state", {}).get("request_id") or uuid.uuid4().hex,
         )
 
-    app = FastAPI(title="HITL Patch Service", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = ServiceApp(title="HITL Patch Service", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     router = SubscriptionRouter(
         build_schema(settings),
@@ -211,8 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
         )
-    app.add_middleware(WebSocketEntry, router=router, context_getter=get_context, path=GRAPHQL_PATH)
-    app.add_middleware(RequestContext)
+    app.front = RequestContext(WebSocketEntry(app.front, router=router, context_getter=get_context, path=GRAPHQL_PATH))
     return app
 
 

@@ -6,12 +6,14 @@ itself, and they cost:
 - on a WebSocket, ~20 suspended middleware and routing coroutines with their closures, kept for the life of
   the connection (hours for a dashboard) and scanned by every full garbage collection.
 Each entry sits just inside the middlewares that do act on its kind of request: the WebSocket one inside the
-request id; the HTTP one inside the request id, the body limit, the 503 mapping and the request metrics.
-Anything else (another path, another method) goes on to FastAPI unchanged.
+request id only, in front of FastAPI itself (ServiceApp); the HTTP one inside the request id, the body limit,
+the 503 mapping and the request metrics. Anything else (another path, another method) goes on to FastAPI
+unchanged.
 """
 
 from collections.abc import Awaitable, Callable
 
+from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -74,6 +76,20 @@ class HttpEntry(_GraphQLEntry):
         self.router.temporal_response = sub_response  # read by the router's run() before its first await
         response = await self.router.run(request, context=context, root_value=None)
         await response(scope, receive, send)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI behind `front`, an ASGI app create_app builds around FastAPI's own entry: the request id, then
+    the WebSocket entry. FastAPI's own layers (its entry, telemetry, body limit and error middleware) do
+    nothing for a WebSocket, yet stayed suspended for the connection's life: ~2.5 KiB per dashboard."""
+
+    def __init__(self, **settings: object) -> None:
+        super().__init__(**settings)
+        self.front: ASGIApp = super().__call__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        await self.front(scope, receive, send)
 
 
 def _route_path(scope: Scope) -> str:

@@ -14,6 +14,7 @@ from graphql_api.config import Settings
 from graphql_api.logging_setup import configure
 from graphql_api.limits import MAX_WS_MESSAGE_CHARS
 
+WS_PROTOCOL = "graphql_api.ws_protocol:LeanWebSocketProtocol"  # uvicorn's, with less state per connection
 DEV_ROLES = ("viewer", "reviewer", "lead", "admin", "service")
 DEV_DEMO_PATCHES = 1500
 
@@ -70,6 +71,7 @@ def run(settings: Settings) -> None:
         workers=settings.workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        ws=WS_PROTOCOL,
         ws_per_message_deflate=False,  # ~40 KB per connection; dashboards send small JSON
         ws_max_size=MAX_WS_MESSAGE_CHARS,  # uvicorn's default 16 MiB would be read in full before ws.py refuses it
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
@@ -98,6 +100,6 @@ class GracefulServer(uvicorn.Server):
 
 
 def _multiprocess_kwargs(config: uvicorn.Config) -> dict:
-    keys = ("factory", "host", "port", "workers", "proxy_headers", "forwarded_allow_ips", "ws_per_message_deflate",
+    keys = ("factory", "host", "port", "workers", "proxy_headers", "forwarded_allow_ips", "ws", "ws_per_message_deflate",
             "ws_max_size", "timeout_graceful_shutdown", "log_config", "access_log")
     return {key: getattr(config, key) for key in keys}

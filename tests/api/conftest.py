@@ -13,6 +13,7 @@ import uvicorn
 from graphql_api.app import create_app
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
+from graphql_api.server import WS_PROTOCOL
 
 SECRET = secrets.token_urlsafe(48)
 API_KEY = secrets.token_urlsafe(32)
@@ -63,7 +64,7 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
 async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task, str, object]:
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws_per_message_deflate=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws=WS_PROTOCOL, ws_per_message_deflate=False))
     task = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started:

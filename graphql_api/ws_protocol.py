@@ -1,0 +1,96 @@
+"""uvicorn's WebSocket protocol (websockets-sansio, its default) with less state per open connection.
+
+A dashboard keeps its connection for hours, and every open connection held, besides what it needs:
+- the handshake's parsed request and response (headers and all, ~4 KiB), never read after the accept;
+- an asyncio.Queue for incoming messages and an asyncio.Event for write flow control: four deques and one
+  deque, ~3 KiB, where one list and a waiting future do.
+Measured with tracemalloc at 1,000 subscriptions (findings.md §9). `hitl serve` passes this class to uvicorn
+(graphql_api.server); the protocol's behaviour is uvicorn's own.
+"""
+
+import asyncio
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+
+class Mailbox:
+    """What the protocol uses of asyncio.Queue: put_nowait, get and empty, without the deques."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: list = []
+        self._waiters: list[asyncio.Future] = []
+
+    def put_nowait(self, item: object) -> None:
+        self._items.append(item)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> object:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: the wake-up goes to another waiter
+                raise
+            finally:
+                self._waiters.remove(waiter)
+        return self._items.pop(0)
+
+
+class Flag:
+    """What the protocol uses of asyncio.Event: set, clear and wait, without the deque."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Mailbox()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    async def send(self, message) -> None:  # noqa: ANN001
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            self.request = self.response = None  # the handshake is over (uvicorn reads them only before it)
