@@ -7,13 +7,12 @@ operation that failed that way as a whole answers 503 with Retry-After (see `una
 """
 
 import logging
-from collections.abc import Iterator
 from contextvars import ContextVar
 
 import structlog
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from db.engine import DATABASE_UNAVAILABLE, POOL_EXHAUSTED, STATEMENT_TIMEOUT, unavailable_reason
 from db.services.errors import DomainError
@@ -62,38 +61,32 @@ def coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
     return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions, path=error.path, extensions=extensions)
 
 
-class CodedErrors(SchemaExtension):
-    """Every error leaves with extensions.code; SQL, parameters and stack traces never leave."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
-        request_id = getattr(context.context, "request_id", None)
-        result = context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [coded(error, request_id) for error in result.errors]
-        if context.pre_execution_errors:
-            context.pre_execution_errors = [coded(error, request_id) for error in context.pre_execution_errors]
-        errors = (getattr(result, "errors", None) or []) + list(context.pre_execution_errors or [])
-        unavailable = [error for error in errors if (error.extensions or {}).get("code") == UNAVAILABLE]
-        if unavailable:
-            reasons = sorted({error.extensions["reason"] for error in unavailable})
-            log.warning(
-                "database unavailable (%s) in %s; answered %s", ",".join(reasons), context.operation_name or "operation", UNAVAILABLE,
-                extra={"request_id": request_id},
-            )
-        if (operations := _operations.get()) is not None:
-            operations.append(bool(unavailable) and getattr(result, "data", None) is None)
+def code_errors(context: ExecutionContext) -> None:
+    """After an operation: every error leaves with extensions.code; SQL, parameters and stack traces never
+    leave. A database that could not serve is logged once, and an HTTP request of one such operation is
+    answered 503 (unavailable_status)."""
+    request_id = getattr(context.context, "request_id", None)
+    result = context.result
+    if result is not None and getattr(result, "errors", None):
+        result.errors = [coded(error, request_id) for error in result.errors]
+    if context.pre_execution_errors:
+        context.pre_execution_errors = [coded(error, request_id) for error in context.pre_execution_errors]
+    errors = (getattr(result, "errors", None) or []) + list(context.pre_execution_errors or [])
+    unavailable = [error for error in errors if (error.extensions or {}).get("code") == UNAVAILABLE]
+    if unavailable:
+        reasons = sorted({error.extensions["reason"] for error in unavailable})
+        log.warning(
+            "database unavailable (%s) in %s; answered %s", ",".join(reasons), context.operation_name or "operation", UNAVAILABLE,
+            extra={"request_id": request_id},
+        )
+    if (operations := _operations.get()) is not None:
+        operations.append(bool(unavailable) and getattr(result, "data", None) is None)
 
 
-class OperationLogContext(SchemaExtension):
-    """Binds the GraphQL operation name to the request's log lines (the access log included)."""
-
-    def on_operation(self) -> Iterator[None]:
-        name = self.execution_context.operation_name
-        if name:
-            structlog.contextvars.bind_contextvars(operation=name[:100])
-        yield
+def bind_operation_name(context: ExecutionContext) -> None:
+    """The GraphQL operation name goes on the request's log lines (the access log included)."""
+    if name := context.operation_name:
+        structlog.contextvars.bind_contextvars(operation=name[:100])
 
 
 class unavailable_status:  # noqa: N801 - an ASGI middleware, named for what it does

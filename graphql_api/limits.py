@@ -162,7 +162,7 @@ def request_problem(query: object, variables: object, extensions: object) -> tup
     return None
 
 
-# The parser's own limits (MaxTokensLimiter, graphql-core's nesting limit) are complexity limits, not typos:
+# The parser's own limits (the token limit, graphql-core's nesting limit) are complexity limits, not typos:
 # 10,000 aliases or 1,000 nested fields are refused as QUERY_TOO_COMPLEX like 31 aliases or 13 levels are.
 _PARSER_LIMITS = re.compile(r"^Syntax Error: Document (contains more than \d+ tokens|is nested too deeply)")
 
