@@ -1,7 +1,7 @@
 """uvicorn's WebSocket protocol (websockets-sansio, its default) with less state per open connection.
 
 A dashboard keeps its connection for hours, and every open connection held, besides what it needs:
-- the handshake's parsed request and response (headers and all, ~4 KiB), never read after the accept;
+- the handshake's parsed request and response (headers and all, ~5 KiB), never read after the accept;
 - an asyncio.Queue for incoming messages and an asyncio.Event for write flow control: four deques and one
   deque, ~3 KiB, where one list and a waiting future do.
 Measured with tracemalloc at 1,000 subscriptions (findings.md §9). `hitl serve` passes this class to uvicorn
@@ -92,5 +92,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message) -> None:  # noqa: ANN001
         await super().send(message)
-        if message["type"] == "websocket.accept":
-            self.request = self.response = None  # the handshake is over (uvicorn reads them only before it)
+        if message["type"] == "websocket.accept" and self.request is not None:
+            # The handshake is over: uvicorn reads neither again. websockets' parser keeps the request object
+            # in a local of its generator for the connection's life, so its headers are emptied as well.
+            self.request.headers.clear()
+            self.request = self.response = None

@@ -7,6 +7,7 @@ import gc
 
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request as WebSocketsRequest
 
 from graphql_api.ws_protocol import Flag, LeanWebSocketProtocol, Mailbox
 from tests.api.conftest import VIEWER, submit
@@ -21,6 +22,8 @@ async def test_an_open_connection_keeps_no_handshake_and_still_serves(api):
         [protocol] = [o for o in gc.get_objects() if issubclass(type(o), WebSocketsSansIOProtocol) and not o.disconnected]
         assert type(protocol) is LeanWebSocketProtocol
         assert protocol.request is None and protocol.response is None
+        kept_by_the_parser = protocol.conn.parser.gi_frame.f_locals["request"]  # websockets' generator local
+        assert isinstance(kept_by_the_parser, WebSocketsRequest) and not kept_by_the_parser.headers
         assert isinstance(protocol.queue, Mailbox) and isinstance(protocol.writable, Flag)
         await submit(api, 1)
         assert (await client.data())["patchEvents"]["seq"] == 1
