@@ -15,11 +15,11 @@ Content negotiation follows the GraphQL-over-HTTP spec ("watershed" rules), chec
 - Responses vary by Accept, and say so (`Vary: Accept`).
 
 Hostile request documents (graphql_api.limits) are refused here, before GraphQL sees them: JSON nested deeper
-than limits.MAX_JSON_DEPTH (measured before decoding), bodies that are not an object or an array of objects, and variables that are
-too deep, too long or too many (BAD_USER_INPUT, 400); documents over limits.MAX_QUERY_CHARS are
-QUERY_TOO_COMPLEX (400). Every GraphQL error leaves with `extensions.code`, including the parser's own,
-which strawberry's ParserCache raises outside the extension that codes the others (its token and nesting
-limits are QUERY_TOO_COMPLEX, other syntax errors BAD_USER_INPUT).
+than limits.MAX_JSON_DEPTH (measured before decoding), bodies that are not an object or an array of objects,
+and variables that are too deep, too long or too many (BAD_USER_INPUT, 400); documents over
+limits.MAX_QUERY_CHARS are QUERY_TOO_COMPLEX (400). Every GraphQL error leaves with `extensions.code`,
+including the parser's own, which strawberry's ParserCache raises outside the extension that codes the
+others (its token and nesting limits are QUERY_TOO_COMPLEX, other syntax errors BAD_USER_INPUT).
 """
 
 from __future__ import annotations

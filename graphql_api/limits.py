@@ -3,9 +3,9 @@ and GraphQL variables that HTTP and WebSocket share."""
 
 import json
 import re
-from itertools import accumulate
 import time
 import uuid
+from itertools import accumulate
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -124,9 +124,10 @@ _BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 def json_nested_deeper_than(limit: int, raw: bytes) -> bool:
     """Whether arrays and objects nest deeper than `limit` in this JSON text (brackets in strings do not count).
-    C-level passes only (bytes methods, itertools): no recursion and no Python step per character; ~10 ms
-    for a 2 MiB body of 100k small objects. Up to the first character JSON refuses, it reads the text as JSON
-    does, so the decoder never recurses deeper than the depth measured here."""
+    C-level passes only (bytes methods, itertools): no recursion and no Python step per character. A 2.4 MB
+    body of 60k small objects took 35 ms (json.loads: 64 ms), 1.2 MB with a bracket in every string 54 ms
+    (json.loads: 52 ms). Up to the first character JSON refuses, it reads the text as JSON does, so the
+    decoder never recurses deeper than the depth measured here."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # the opening brackets bound the depth
     unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
