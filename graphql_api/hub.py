@@ -16,6 +16,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from db.broker import LocalBroker, PostgresBroker
 from db.engine import Database, OutageLog
@@ -26,6 +27,9 @@ from db.types import utcnow
 from graphql_api.metrics import Metrics
 from graphql_api.types.pages import PatchEvent, PendingQueue
 from graphql_api.types.patch import Patch
+
+if TYPE_CHECKING:
+    from graphql_api.live_delivery import DirectWriter
 
 log = logging.getLogger("hitl.hub")
 
@@ -43,12 +47,15 @@ class SlowConsumer(Exception):
 class EventSubscriber:
     """One patchEvents subscription's bounded mailbox. A deque and one waiter rather than an asyncio.Queue:
     a subscription holds it for hours and every event is offered to every subscriber, so its size and the
-    cost of `offer` count once per subscriber."""
+    cost of `offer` count once per subscriber. `writer` (graphql_api.live_delivery), when the transport has
+    one, sends events itself while the subscription's generator is parked with nothing queued."""
 
     kinds: frozenset[str] | None
     decision_id: uuid.UUID | None
     buffer: int
     on_overflow: Callable[[], None]
+    writer: "DirectWriter | None" = None
+    last: int = 0  # the seq of the last event sent or skipped: replay and live may both see an event
     pending: deque = field(init=False, default_factory=deque)
     waiter: asyncio.Future | None = field(init=False, default=None)
     overflowed: bool = False
@@ -57,6 +64,20 @@ class EventSubscriber:
         return (self.kinds is None or event.kind.value in self.kinds) and (
             self.decision_id is None or event.patch.row.id == self.decision_id
         )
+
+    def writes_directly(self) -> bool:
+        """True while the generator is parked in `next` with nothing queued: whatever it sent is out."""
+        return self.writer is not None and not self.pending and not self.overflowed and self.waiter is not None and not self.waiter.done()
+
+    def deliver(self, event: PatchEvent, rendered: dict[tuple, str]) -> None:
+        """The event, written directly when it can go out now exactly as the generator would send it,
+        otherwise queued for the generator."""
+        if self.writes_directly() and event.seq > self.last and self.matches(event):
+            data_json = rendered.get(self.writer.share_key)
+            if data_json is not None and self.writer.write(data_json):
+                self.last = event.seq
+                return
+        self.offer(event)
 
     def offer(self, event: PatchEvent) -> None:
         if self.overflowed or not self.matches(event):
@@ -234,8 +255,7 @@ class Hub:
             if not rows:
                 return
             for event in events:
-                for subscriber in list(self._subscribers):
-                    subscriber.offer(event)
+                await self._deliver(event)
             if any(row.action == SystemAction.MODEL_ACTIVATED.value for row in rows) and self.on_model_change:
                 await self.on_model_change()
             self.last_seq = rows[-1].seq
@@ -245,10 +265,28 @@ class Hub:
                 return
 
     # --- patchEvents ---------------------------------------------------------------------------------
-    def subscribe_events(self, *, kinds: frozenset[str] | None, decision_id: uuid.UUID | None, on_overflow: Callable[[], None]) -> EventSubscriber:
-        subscriber = EventSubscriber(kinds=kinds, decision_id=decision_id, buffer=self.buffer, on_overflow=on_overflow)
+    def subscribe_events(
+        self, *, kinds: frozenset[str] | None, decision_id: uuid.UUID | None, on_overflow: Callable[[], None], writer: "DirectWriter | None", last: int
+    ) -> EventSubscriber:
+        subscriber = EventSubscriber(kinds=kinds, decision_id=decision_id, buffer=self.buffer, on_overflow=on_overflow, writer=writer, last=last)
         self._subscribers.add(subscriber)
         return subscriber
+
+    async def _deliver(self, event: PatchEvent) -> None:
+        """Every subscriber gets the event in seq order; for those that can be written to directly, its
+        result is executed once per distinct operation first (awaiting may need the database)."""
+        writers = {}
+        for subscriber in self._subscribers:
+            if subscriber.writes_directly() and subscriber.matches(event):
+                writers.setdefault(subscriber.writer.share_key, subscriber.writer)
+        rendered = {}
+        for key, writer in writers.items():
+            try:
+                rendered[key] = await writer.render(event)
+            except Exception:  # noqa: BLE001 - its subscribers get the event the queued way, which reports the error
+                log.warning("executing a live event failed", exc_info=True)
+        for subscriber in list(self._subscribers):
+            subscriber.deliver(event, rendered)
 
     def unsubscribe_events(self, subscriber: EventSubscriber) -> None:
         self._subscribers.discard(subscriber)

@@ -11,6 +11,7 @@ from db.services import audit_log, queue
 from db.services.patches import parse_id
 from db.services.validation import page_size
 from graphql_api.context import Context
+from graphql_api.live_delivery import writer_for_this_operation
 from graphql_api.hub import READ_BATCH, SLOW_CONSUMER_CLOSE_CODE, SLOW_CONSUMER_REASON, build_events
 from graphql_api.permissions import CanRead
 from graphql_api.types.inputs import PatchEventFilter, PendingFilter
@@ -67,17 +68,19 @@ class Subscription:
         decision_id = parse_id(filter.decision_id, field="decisionId") if filter and filter.decision_id else None
         last = audit_log.seq_from_cursor(after) if after else await hub.position()
         # Register before replaying: whatever the hub delivers from now on is queued, the replay covers the rest.
-        subscriber = hub.subscribe_events(kinds=kinds, decision_id=decision_id, on_overflow=_closer(info))
+        subscriber = hub.subscribe_events(
+            kinds=kinds, decision_id=decision_id, on_overflow=_closer(info), writer=writer_for_this_operation(), last=last
+        )
         with _counted(info):
             try:
                 async for event in _replay(info, last):
                     if subscriber.matches(event):
                         yield event
-                    last = event.seq
+                    subscriber.last = event.seq
                 while True:
                     event = await subscriber.next()
-                    if event.seq > last:
-                        last = event.seq
+                    if event.seq > subscriber.last:
+                        subscriber.last = event.seq
                         yield event
             finally:
                 hub.unsubscribe_events(subscriber)

@@ -22,8 +22,9 @@ from strawberry.types.unset import UNSET
 from db.services.errors import DomainError
 from graphql_api import limits
 from graphql_api.http_router import HttpGraphQLRouter
+from graphql_api.live_delivery import current_operation
 from graphql_api.schema import MAX_TOKENS
-from graphql_api.shared_execution import encode_payload
+from graphql_api.shared_execution import encode_payload, frame_prefix
 
 
 class _TransportWsHandler(BaseGraphQLTransportWSHandler):
@@ -50,6 +51,10 @@ class _TransportWsHandler(BaseGraphQLTransportWSHandler):
             await super().handle_connection_init(message)
         finally:
             self.websocket.close = close  # type: ignore[method-assign]
+
+    async def run_operation(self, operation) -> None:  # noqa: ANN001
+        current_operation.set(operation)  # the operation's own task: its subscription resolver runs in it
+        await super().run_operation(operation)
 
     async def handle_subscribe(self, message) -> None:  # noqa: ANN001
         problem = _operation_problem(message.get("payload"))
@@ -137,9 +142,8 @@ class SubscriptionRouter(HttpGraphQLRouter):
     def encode_json(self, data: object) -> str:
         """Subscription results shared by many subscribers are encoded once (graphql_api.shared_execution)."""
         if isinstance(data, dict) and data.get("type") in ("next", "data") and set(data.get("payload") or ()) == {"data"}:
-            body = encode_payload(data["payload"]["data"], super().encode_json)
-            kind = data["type"]
-            return f'{{"id":{json.dumps(data["id"])},"type":"{kind}","payload":{{"data":{body}}}}}'
+            body = encode_payload(data["payload"]["data"])
+            return f"{frame_prefix(data['id'], data['type'])}{body}}}}}"
         if isinstance(data, dict) and data.get("type") == "error":
             _with_codes(data.get("payload"))
         elif isinstance(data, dict) and data.get("type") in ("next", "data") and isinstance(data.get("payload"), dict):

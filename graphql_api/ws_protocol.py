@@ -10,6 +10,7 @@ Measured with tracemalloc at 1,000 subscriptions (findings.md §9). `hitl serve`
 
 import asyncio
 
+from websockets.exceptions import InvalidState
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 
@@ -97,3 +98,17 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             # in a local of its generator for the connection's life, so its headers are emptied as well.
             self.request.headers.clear()
             self.request = self.response = None
+
+    def write_text(self, text: str) -> bool:
+        """Send a text frame now, as `send` does for a `websocket.send` message, if it can go without waiting:
+        False (nothing sent) when the connection is closing or closed, or the transport asked to stop writing."""
+        if not self.handshake_complete or self.disconnected or self.close_sent or self.initial_response is not None:
+            return False
+        if not self.writable.is_set() or self.transport.is_closing():
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True

@@ -1,0 +1,115 @@
+"""Live patchEvents frames written by the hub itself (graphql_api.live_delivery): the very text strawberry
+sends, in seq order across the replay-to-live switch, and strawberry's path whenever a direct write could
+not be exact. The real write runs in every test; the fixture only records what went out that way."""
+
+import asyncio
+import json
+
+import pytest
+
+from db.services.audit_log import seq_cursor
+from graphql_api.types import patch as patch_types
+from graphql_api.ws_protocol import LeanWebSocketProtocol
+from tests.api.conftest import REVIEWER, VIEWER, submit
+from tests.subscriptions.wsclient import LEGACY_WS, connect
+
+EVENTS = "subscription($after: String) { patchEvents(after: $after) { cursor seq kind actor patch { patchId status approvals { approver } } } }"
+
+
+@pytest.fixture
+def direct_frames(monkeypatch) -> list[str]:
+    frames: list[str] = []
+    write_text = LeanWebSocketProtocol.write_text
+
+    def recording(self, text: str) -> bool:
+        sent = write_text(self, text)
+        if sent:
+            frames.append(text)
+        return sent
+
+    monkeypatch.setattr(LeanWebSocketProtocol, "write_text", recording)
+    return frames
+
+
+async def _raw_next(client, timeout: float = 10) -> str:
+    while True:
+        text = await asyncio.wait_for(client.connection.recv(), timeout)
+        if json.loads(text)["type"] not in ("ping", "pong", "ka"):
+            return text
+
+
+async def test_direct_frames_are_the_text_strawberry_sends(api, direct_frames):
+    async with connect(api.base, token=VIEWER) as first, connect(api.base, token=VIEWER) as second, connect(
+        api.base, token=VIEWER, protocol=LEGACY_WS
+    ) as legacy:
+        ids = [await client.subscribe(EVENTS) for client in (first, second, legacy)]
+        await asyncio.sleep(0.2)
+        patch = await submit(api, 1, severity="CRITICAL", targetVersion="2.31.1")
+        body = await api.gql("mutation($id: ID!) { approvePatch(id: $id) { status } }", {"id": patch["id"]}, as_=REVIEWER)
+        assert "errors" not in body, body
+        await submit(api, 2)
+        received = {client: [await _raw_next(client) for _ in range(3)] for client in (first, second)}
+        through_strawberry = [(await legacy.data())["patchEvents"] for _ in range(3)]
+    for client, op_id in zip((first, second), ids, strict=False):
+        expected = [json.dumps({"id": op_id, "type": "next", "payload": {"data": {"patchEvents": event}}}, separators=(",", ":")) for event in through_strawberry]
+        assert received[client] == expected
+    assert [event["seq"] for event in through_strawberry] == [1, 2, 3]
+    assert through_strawberry[1]["patch"]["approvals"] == [{"approver": "rita"}]
+    # Every live frame of the two graphql-transport-ws subscribers went out directly; graphql-ws never does.
+    assert sorted(direct_frames) == sorted(received[first] + received[second])
+
+
+async def test_replay_then_live_keeps_seq_order_without_gaps_or_repeats(api, direct_frames):
+    """Events keep arriving while a subscriber replays 40 stored ones: it switches to direct frames only
+    once its generator has sent everything queued."""
+    for n in range(40):
+        await submit(api, n)
+    async with connect(api.base, token=VIEWER) as client:
+        await client.subscribe(EVENTS, {"after": seq_cursor(0)})
+        writer = asyncio.create_task(_submit_many(api, range(100, 130)))
+        seqs = [(await client.data(timeout=30))["patchEvents"]["seq"] for _ in range(30)]
+        await writer
+        seqs += [(await client.data(timeout=30))["patchEvents"]["seq"] for _ in range(40)]
+        await submit(api, 999)
+        last = (await client.data())["patchEvents"]
+        with pytest.raises(asyncio.TimeoutError):
+            await client.next_payload(timeout=0.5)
+    assert seqs == list(range(1, 71)) and last["seq"] == 71
+    assert 0 < len(direct_frames) < 71  # the replay went through strawberry, the live end directly
+
+
+async def _submit_many(api, numbers) -> None:  # noqa: ANN001
+    for n in numbers:
+        await submit(api, n)
+
+
+async def test_an_event_with_errors_goes_through_strawberry(api, direct_frames, monkeypatch):
+    """strawberry formats errors (and our codes): such a result is never written directly, and the next
+    clean event is again."""
+    failing = {"on": False}
+    from_model = patch_types.AuditEntry.from_model
+
+    def audit_entry_from_model(row):  # noqa: ANN001, ANN202
+        if failing["on"]:
+            raise RuntimeError("audit entry unreadable")
+        return from_model(row)
+
+    monkeypatch.setattr(patch_types.AuditEntry, "from_model", staticmethod(audit_entry_from_model))
+    query = "subscription { patchEvents { seq kind patch { patchId auditTrail { action } } } }"
+    async with connect(api.base, token=VIEWER) as client:
+        await client.subscribe(query)
+        await asyncio.sleep(0.2)
+        patch = await submit(api, 1)
+        clean = json.loads(await _raw_next(client))
+        failing["on"] = True
+        body = await api.gql('mutation($id: ID!) { addComment(id: $id, body: "hm") { id } }', {"id": patch["id"]}, as_=REVIEWER)
+        assert "errors" not in body, body
+        broken = json.loads(await _raw_next(client))
+        failing["on"] = False
+        await submit(api, 2)
+        after = json.loads(await _raw_next(client))
+    assert clean["payload"]["data"]["patchEvents"]["seq"] == 1 and after["payload"]["data"]["patchEvents"]["seq"] == 3
+    error = broken["payload"]["errors"][0]
+    assert broken["type"] == "next" and error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["message"] == "Internal server error" and "unreadable" not in json.dumps(broken)
+    assert [json.loads(frame)["payload"]["data"]["patchEvents"]["seq"] for frame in direct_frames] == [1, 3]
