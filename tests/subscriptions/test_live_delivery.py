@@ -3,6 +3,7 @@ sends, in seq order across the replay-to-live switch, and strawberry's path when
 not be exact. The real write runs in every test; the fixture only records what went out that way."""
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -113,3 +114,24 @@ async def test_an_event_with_errors_goes_through_strawberry(api, direct_frames, 
     assert broken["type"] == "next" and error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert error["message"] == "Internal server error" and "unreadable" not in json.dumps(broken)
     assert [json.loads(frame)["payload"]["data"]["patchEvents"]["seq"] for frame in direct_frames] == [1, 3]
+
+
+async def test_fan_out_in_slices_keeps_every_subscriber_in_order(api, direct_frames):
+    """The hub lets requests run between slices of a fan-out: subscribers still get every event once, in
+    order, whether they are written to directly, were just woken, or are replaying."""
+    api.app.state.services.hub.delivery_slice = 2
+    for n in range(10):
+        await submit(api, n)
+    async with contextlib.AsyncExitStack() as stack:
+        live = [await stack.enter_async_context(connect(api.base, token=VIEWER)) for _ in range(6)]
+        for client in live:
+            await client.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        writer = asyncio.create_task(_submit_many(api, range(100, 125)))
+        replaying = await stack.enter_async_context(connect(api.base, token=VIEWER))
+        await replaying.subscribe(EVENTS, {"after": seq_cursor(0)})
+        await writer
+        received = [[(await client.data(timeout=30))["patchEvents"]["seq"] for _ in range(25)] for client in live]
+        replayed = [(await replaying.data(timeout=30))["patchEvents"]["seq"] for _ in range(35)]
+    assert received == [list(range(11, 36))] * 6 and replayed == list(range(1, 36))
+    assert len(direct_frames) >= 6 * 25 // 2  # most live frames went out directly despite the slices
