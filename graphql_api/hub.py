@@ -284,12 +284,13 @@ class Hub:
         for subscriber in self._subscribers:
             if subscriber.writes_directly() and subscriber.matches(event):
                 writers.setdefault(subscriber.writer.share_key, subscriber.writer)
+        results = await asyncio.gather(*(writer.render(event) for writer in writers.values()), return_exceptions=True)
         rendered = {}
-        for key, writer in writers.items():
-            try:
-                rendered[key] = await writer.render(event)
-            except Exception:  # noqa: BLE001 - its subscribers get the event the queued way, which reports the error
-                log.warning("executing a live event failed", exc_info=True)
+        for key, result in zip(writers, results, strict=True):
+            if isinstance(result, BaseException):  # its subscribers get the event the queued way, which reports it
+                log.warning("executing a live event failed", exc_info=result)
+            else:
+                rendered[key] = result
         for count, subscriber in enumerate(list(self._subscribers), 1):
             subscriber.deliver(event, rendered)
             if count % self.delivery_slice == 0:
