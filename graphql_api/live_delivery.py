@@ -16,7 +16,7 @@ graphql-ws (the legacy protocol) and servers started without LeanWebSocketProtoc
 
 from contextvars import ContextVar
 
-from graphql_api.shared_execution import SharedEventExecutor, current_executor, encode_payload, frame_prefix
+from graphql_api.shared_execution import SharedEventExecutor, current_executor, data_frame, encode_payload, frame_prefix
 from graphql_api.ws_protocol import LeanWebSocketProtocol
 
 # The graphql-transport-ws operation running in this task (set by graphql_api.ws), read by its resolver.
@@ -47,7 +47,7 @@ class DirectWriter:
         operation = self.operation
         if operation.completed or operation.handler.operations.get(operation.id) is not operation:
             return False
-        return self.protocol.write_text(f"{self.prefix}{data_json}}}}}")
+        return self.protocol.write_text(data_frame(self.prefix, data_json))
 
 
 def writer_for_this_operation() -> DirectWriter | None:

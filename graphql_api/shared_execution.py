@@ -62,8 +62,8 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return self._share_key
 
     def build_per_event_executor(self, payload: Any):  # noqa: ANN201
-        if self._share_key is not None and (store := _shared_store(payload)) is not None and self._share_key in store:
-            return _SharedResult(store[self._share_key])  # no copy of the executor per subscriber per event
+        if (store := _shared_store(payload)) is not None and self.share_key in store:
+            return _SharedResult(store[self.share_key])  # no copy of the executor per subscriber per event
         executor = super().build_per_event_executor(payload)
         # graphql-core 3.3 copies the executor shallowly, sharing a memo keyed by id() of per-event lists it
         # keeps alive: without a fresh one every event would stay in memory for the life of the subscription.
@@ -79,16 +79,14 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     def execute_operation(self, serially: bool | None = None):  # noqa: ANN201
         if self._share_key is None:  # not a subscription event
             return super().execute_operation(serially)
-        store = _shared_store(self.root_value)
-        if store is not None and self._share_key in store:
-            return store[self._share_key]
+        # Built by build_per_event_executor only when no result for this event and key was stored yet.
         result = super().execute_operation(serially)
         self.context_value.services.metrics.subscription_executions.inc()
         if self.is_awaitable(result):
             result = asyncio.ensure_future(self._coded_later(result))  # every subscriber of this shape awaits it
         else:
             result = self._coded(result)
-        if store is not None:
+        if (store := _shared_store(self.root_value)) is not None:
             store[self._share_key] = result
         return result
 
@@ -104,9 +102,13 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 def frame_prefix(operation_id: str, kind: str) -> str:
-    """A data frame is this prefix, the data's JSON, then "}}": the same text as the JSON of
-    {"id": operation_id, "type": kind, "payload": {"data": data}}."""
+    """The start of a data frame, kept per subscription; data_frame completes it. Together the same text as the
+    JSON of {"id": operation_id, "type": kind, "payload": {"data": data}}."""
     return f'{{"id":{json.dumps(operation_id)},"type":"{kind}","payload":{{"data":'
+
+
+def data_frame(prefix: str, data_json: str) -> str:
+    return f"{prefix}{data_json}}}}}"
 
 
 def encode_payload(data: object) -> str:

@@ -24,7 +24,7 @@ from graphql_api import limits
 from graphql_api.http_router import HttpGraphQLRouter
 from graphql_api.live_delivery import current_operation
 from graphql_api.schema import MAX_TOKENS
-from graphql_api.shared_execution import encode_payload, frame_prefix
+from graphql_api.shared_execution import data_frame, encode_payload, frame_prefix
 
 
 class _TransportWsHandler(BaseGraphQLTransportWSHandler):
@@ -143,7 +143,7 @@ class SubscriptionRouter(HttpGraphQLRouter):
         """Subscription results shared by many subscribers are encoded once (graphql_api.shared_execution)."""
         if isinstance(data, dict) and data.get("type") in ("next", "data") and set(data.get("payload") or ()) == {"data"}:
             body = encode_payload(data["payload"]["data"])
-            return f"{frame_prefix(data['id'], data['type'])}{body}}}}}"
+            return data_frame(frame_prefix(data["id"], data["type"]), body)
         if isinstance(data, dict) and data.get("type") == "error":
             _with_codes(data.get("payload"))
         elif isinstance(data, dict) and data.get("type") in ("next", "data") and isinstance(data.get("payload"), dict):
