@@ -16,6 +16,11 @@ GENESIS_HASH = "0" * 64
 OPEN_STATUS_SQL = "status IN ('PENDING', 'ESCALATED')"
 
 
+def column_values(row: SQLModel) -> dict[str, Any]:
+    """Every column of a table row, for a Core INSERT of it."""
+    return {column.name: getattr(row, column.name) for column in row.__table__.columns}
+
+
 def _ts(**kw: Any) -> Any:
     return Field(sa_type=UtcDateTime(), **kw)
 

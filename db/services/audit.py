@@ -1,12 +1,15 @@
 """The append-only, hash-chained audit log. Each row is also the event with cursor `seq`."""
 
+import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, text
+from sqlalchemy import BigInteger, Executable, Select, Text, Uuid, bindparam, func, text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -63,30 +66,60 @@ def hash_pieces(*, decision_id: uuid.UUID, action: str, actor: str, details: dic
     return before_at, before_seq, ',"userAgent":' + canonical_json(user_agent) + "}"
 
 
-_APPEND_CALL = text(
-    "SELECT new_seq FROM hitl_audit_append(:lock_key, :genesis, :channel, :decision_id, :action, :actor, "
-    ":details, :ip_address, :user_agent, :before_at, :before_seq, :after_seq)"
+class Write(NamedTuple):
+    """An INSERT or UPDATE of the change an audit entry records. The statement is built once per shape, with
+    bound parameters named apart from every other write's, so SQLAlchemy compiles it once."""
+
+    statement: Executable
+    params: dict[str, object]
+
+
+_APPEND_PARAMS = (
+    ("lock_key", BigInteger()), ("genesis", Text()), ("channel", Text()), ("decision_id", Uuid()), ("action", Text()),
+    ("actor", Text()), ("details", Text()), ("ip_address", Text()), ("user_agent", Text()),
+    ("before_at", Text()), ("before_seq", Text()), ("after_seq", Text()),
 )
 
 
-async def append(*, session: AsyncSession, decision_id: uuid.UUID, action: str, actor: Actor, details: dict) -> int:
+async def execute(*, session: AsyncSession, write: Write) -> None:
+    """Run one write on the session's connection: Core, past the ORM's autoflush and result processing."""
+    await (await session.connection()).execute(write.statement, write.params)
+
+
+@functools.cache
+def _append_statement(writes: tuple[Executable, ...]) -> Select:
+    appended = func.hitl_audit_append(*(bindparam(name, type_=type_) for name, type_ in _APPEND_PARAMS)).table_valued("new_seq")
+    return select(appended.c.new_seq).add_cte(*(write.cte(f"write_{k}") for k, write in enumerate(writes)))
+
+
+async def append(
+    *, session: AsyncSession, decision_id: uuid.UUID, action: str, actor: Actor, details: dict, writes: Sequence[Write] = ()
+) -> int:
     """Append one entry in the caller's transaction and return its seq; seq order equals commit order.
 
-    PostgreSQL: one call of hitl_audit_append (migration 0003) takes the chain lock, reads the head, hashes,
-    inserts and notifies, so no client round trip happens while every other append waits on the lock."""
+    `writes` are the change this entry records. Rows the change wrote otherwise (ORM objects) are flushed, and
+    the row locks the writes need are held, before this call: lock order is rows, then the chain.
+
+    PostgreSQL: one statement. The writes ride as CTEs on one call of hitl_audit_append (migration 0003), which
+    takes the chain lock, reads the head, hashes, inserts and notifies, so no client round trip happens while
+    every other append waits on the lock. SQLite: the writes, then the entry (write transactions are
+    serialized by Database.write, so the head cannot move underneath)."""
     if session.bind.dialect.name == "postgresql":
-        await session.flush()  # the caller's changes first: rows they lock are locked before the chain (lock order)
         before_at, before_seq, after_seq = hash_pieces(
             decision_id=decision_id, action=action, actor=actor.subject, details=details,
             ip_address=actor.ip_address, user_agent=actor.user_agent,
         )
-        statement = _APPEND_CALL.bindparams(
-            lock_key=AUDIT_LOCK_KEY, genesis=GENESIS_HASH, channel=EVENT_CHANNEL, decision_id=decision_id, action=action,
-            actor=actor.subject, details=canonical_json(details), ip_address=actor.ip_address, user_agent=actor.user_agent,
-            before_at=before_at, before_seq=before_seq, after_seq=after_seq,
-        )
-        return (await session.exec(statement)).scalar_one()
-    # SQLite: write transactions are serialized by Database.write, so the head cannot move underneath.
+        params = {
+            "lock_key": AUDIT_LOCK_KEY, "genesis": GENESIS_HASH, "channel": EVENT_CHANNEL, "decision_id": decision_id,
+            "action": action, "actor": actor.subject, "details": canonical_json(details), "ip_address": actor.ip_address,
+            "user_agent": actor.user_agent, "before_at": before_at, "before_seq": before_seq, "after_seq": after_seq,
+        }
+        for write in writes:
+            params.update(write.params)
+        statement = _append_statement(tuple(write.statement for write in writes))
+        return (await (await session.connection()).execute(statement, params)).scalar_one()
+    for write in writes:
+        await execute(session=session, write=write)
     head = (await session.exec(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     entry = AuditEntry(

@@ -60,7 +60,7 @@ async def approve(*, session: AsyncSession, actor: Actor, patch_id: str, comment
     if actor.subject in approvers:
         raise patches.conflict(patch, f"{actor.subject} has already approved this patch")
     # The unique (patch_id, approver) constraint backs this check; the row lock makes it race-free.
-    session.add(Approval(patch_id=patch.id, approver=actor.subject, comment=comment))
+    approval = Approval(patch_id=patch.id, approver=actor.subject, comment=comment)
     count = len(approvers) + 1
     previous = patch.status
     if count >= patch.required_approvals:
@@ -69,7 +69,7 @@ async def approve(*, session: AsyncSession, actor: Actor, patch_id: str, comment
     else:
         kind = PatchEventKind.APPROVAL_RECORDED
     details = {"from": previous, "comment": comment, "approvals": count, "requiredApprovals": patch.required_approvals}
-    await patches.record(session=session, patch=patch, action=kind.value, actor=actor, details=details)
+    await patches.record(session=session, patch=patch, action=kind.value, actor=actor, details=details, inserts=[approval])
     return patch
 
 

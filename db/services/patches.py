@@ -1,13 +1,16 @@
 """Reading patches and the one way every patch change is recorded (version bump + audit row)."""
 
+import functools
 import uuid
 from collections.abc import Sequence
 
-from sqlmodel import select
+from sqlalchemy import Insert, Table, Update, bindparam, insert, inspect, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.enums import FINAL_STATUSES, PatchStatus
-from db.models import Approval, Patch
+from db.models import Approval, Patch, column_values
 from db.services import audit
 from db.services.actor import Actor
 from db.services.errors import BadUserInput, Conflict, NotFound
@@ -39,12 +42,20 @@ async def get_many(*, session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[u
     return {row.id: row for row in rows}
 
 
+# The decision path's reads, built once: SQLAlchemy then reuses their cache keys and compiled forms.
+_LOCK = select(Patch).where(Patch.id == bindparam("patch_key")).with_for_update().execution_options(populate_existing=True)
+_APPROVERS = select(Approval.approver).where(Approval.patch_id == bindparam("patch_key"))
+
+
 async def lock(*, session: AsyncSession, patch_id: str | uuid.UUID) -> Patch:
-    """Load the latest committed row and hold it until commit (PostgreSQL row lock; SQLite writes are serialized)."""
-    statement = select(Patch).where(Patch.id == parse_id(patch_id)).with_for_update().execution_options(populate_existing=True)
-    patch = (await session.exec(statement)).first()
+    """Load the latest committed row and hold it until commit (PostgreSQL row lock; SQLite writes are serialized).
+
+    The patch comes back detached from the session: its changes are written by `record` or `save`, never by a
+    flush (which would cost a unit-of-work pass over it on every later query of the transaction)."""
+    patch = (await session.exec(_LOCK, params={"patch_key": parse_id(patch_id)})).first()
     if patch is None:
         raise NotFound(f"patch {patch_id} not found")
+    session.expunge(patch)
     return patch
 
 
@@ -62,19 +73,59 @@ def check_expected_version(patch: Patch, expected_version: int | None) -> None:
         raise conflict(patch, f"patch changed: expected version {expected_version}, current version {patch.version}")
 
 
-async def record(*, session: AsyncSession, patch: Patch, action: str, actor: Actor, details: dict) -> None:
-    """Persist a change to `patch` together with exactly one audit entry."""
+async def record(
+    *, session: AsyncSession, patch: Patch, action: str, actor: Actor, details: dict, inserts: Sequence[SQLModel] = ()
+) -> None:
+    """Persist a change to `patch`, and the new rows `inserts` that belong to it, together with exactly one
+    audit entry. The caller holds the patch's row lock (`lock`, or a patch it inserted itself)."""
     patch.version += 1
     patch.updated_at = utcnow()
-    session.add(patch)
-    await session.flush()
     await audit.append(
         session=session,
         decision_id=patch.id,
         action=action,
         actor=actor,
         details={"patchId": patch.patch_id, "status": patch.status, "version": patch.version, **details},
+        writes=[write for write in (_update_write(patch), *map(_insert_write, inserts)) if write is not None],
     )
+
+
+async def save(*, session: AsyncSession, patch: Patch) -> None:
+    """Write what changed on `patch` without an audit entry: derived flags of a change already recorded."""
+    write = _update_write(patch)
+    if write is not None:
+        await audit.execute(session=session, write=write)
+
+
+def _update_write(patch: Patch) -> audit.Write | None:
+    """The UPDATE of the columns changed on `patch` since it was loaded or last written (None: nothing changed).
+    They are marked as written: the next write of this patch leaves them out."""
+    state = inspect(patch)
+    unchanged = state.unmodified
+    changes = {key: getattr(patch, key) for key in state.mapper.column_attrs.keys() if key not in unchanged}
+    if not changes:
+        return None
+    for key, value in changes.items():
+        set_committed_value(patch, key, value)
+    params = {f"patch_{key}": value for key, value in changes.items()}
+    params["patch_key"] = patch.id
+    return audit.Write(_update_statement(tuple(changes)), params)
+
+
+def _insert_write(row: SQLModel) -> audit.Write:
+    table = row.__table__
+    return audit.Write(_insert_statement(table), {f"{table.name}_{name}": value for name, value in column_values(row).items()})
+
+
+@functools.cache
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    table = Patch.__table__
+    return update(table).where(table.c.id == bindparam("patch_key")).values({name: bindparam(f"patch_{name}") for name in columns})
+
+
+@functools.cache
+def _insert_statement(table: Table) -> Insert:
+    return insert(table).values({column.name: bindparam(f"{table.name}_{column.name}") for column in table.columns})
 
 
 async def approvals_for(*, session: AsyncSession, patch_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Approval]]:
@@ -89,7 +140,7 @@ async def approvals_for(*, session: AsyncSession, patch_ids: Sequence[uuid.UUID]
 
 async def approvers(*, session: AsyncSession, patch_id: uuid.UUID) -> list[str]:
     """Who has approved this patch so far (the decision path needs no Approval objects)."""
-    return list((await session.exec(select(Approval.approver).where(Approval.patch_id == patch_id))).all())
+    return list((await session.exec(_APPROVERS, params={"patch_key": patch_id})).all())
 
 
 def is_open(patch: Patch) -> bool:

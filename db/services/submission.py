@@ -9,7 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.enums import PRIORITY_RANK, PatchEventKind, PatchStatus, Priority
-from db.models import Patch
+from db.models import Patch, column_values
 from db.services import audit, auto_approval, patches, validation
 from db.services.actor import Actor
 from db.services.auto_approval import ActiveModel
@@ -142,8 +142,7 @@ def _build(data: SubmitPatchData, *, actor: Actor, policy: Policy) -> Patch:
 async def _insert_if_new(session: AsyncSession, patch: Patch) -> bool:
     """INSERT ... ON CONFLICT (patch_id) DO NOTHING: concurrent duplicates create exactly one row."""
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    values = {column.name: getattr(patch, column.name) for column in Patch.__table__.columns}
-    statement = insert(Patch).values(**values).on_conflict_do_nothing(index_elements=["patch_id"]).returning(Patch.id)
+    statement = insert(Patch).values(**column_values(patch)).on_conflict_do_nothing(index_elements=["patch_id"]).returning(Patch.id)
     return (await session.exec(statement)).first() is not None
 
 
@@ -185,8 +184,7 @@ async def submit(
 async def _settle(*, session: AsyncSession, patch: Patch, policy: Policy, model: ActiveModel | None) -> None:
     """Refresh derived flags; they are part of the change just recorded, so no version bump of their own."""
     if not await auto_approval.reevaluate(session=session, patch=patch, policy=policy, model=model):
-        session.add(patch)
-        await session.flush()
+        await patches.save(session=session, patch=patch)
 
 
 async def record_wargaming(

@@ -1,11 +1,12 @@
 """Every allowed and forbidden status transition, and the role rules of API.md."""
 
 import pytest
+from sqlalchemy import event
 
 from db.enums import PatchStatus
 from db.services import comments, decisions, submission
 from db.services.errors import Conflict, Forbidden, NotFound
-from db.services import audit, audit_log
+from db.services import audit, audit_log, patches
 from db.services.errors import BadUserInput
 from tests.factories import (
     ADMIN,
@@ -205,3 +206,37 @@ async def test_comments_are_threaded_and_audited(database):
         thread = (await comments.for_patches(session=session, patch_ids=[patch.id]))[patch.id]
     assert [(c.author, c.parent_id) for c in thread] == [("rita", None), ("lena", root.id)]
     assert reply.parent_id == root.id
+
+
+async def test_a_decision_writes_patch_approval_and_audit_entry_together(database):
+    """The approval row, the patch's new state and its audit entry land in one transaction, and on PostgreSQL in
+    one statement after the two reads (the decision path's round trips). A decision rolled back after that
+    statement leaves none of the three."""
+    patch = await submit(database, severity="CRITICAL", target_version="2.31.1")
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with database.write() as session:
+            await decisions.approve(session=session, actor=REVIEWER, patch_id=str(patch.id), comment="looks right")
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    if database.dialect == "postgresql":
+        assert len(statements) == 3, statements
+        assert "FOR UPDATE" in statements[0] and "FROM approvals" in statements[1]
+        assert all(part in statements[2] for part in ("UPDATE patches", "INSERT INTO approvals", "hitl_audit_append"))
+    with pytest.raises(RuntimeError):
+        async with database.write() as session:
+            await decisions.approve(session=session, actor=REVIEWER2, patch_id=str(patch.id))
+            raise RuntimeError("rolled back after the write")
+    async with database.read() as session:
+        stored = await patches.get(session=session, patch_id=patch.id)
+        approvals = (await patches.approvals_for(session=session, patch_ids=[patch.id]))[patch.id]
+        trail = (await audit_log.trails(session=session, decision_ids=[patch.id]))[patch.id]
+        assert (await audit.verify_chain(session=session)).valid
+    assert (stored.status, stored.version, stored.decided_by, stored.updated_at > patch.updated_at) == ("PENDING", 2, None, True)
+    assert [(a.approver, a.comment) for a in approvals] == [(REVIEWER.subject, "looks right")]
+    assert [(e.action, e.details["version"], e.details["approvals"]) for e in trail[1:]] == [("APPROVAL_RECORDED", 2, 1)]
