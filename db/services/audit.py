@@ -86,7 +86,7 @@ async def execute(*, session: AsyncSession, write: Write) -> None:
     await (await session.connection()).execute(write.statement, write.params)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # one per shape of change: a handful in practice
 def _append_statement(writes: tuple[Executable, ...]) -> Select:
     appended = func.hitl_audit_append(*(bindparam(name, type_=type_) for name, type_ in _APPEND_PARAMS)).table_valued("new_seq")
     return select(appended.c.new_seq).add_cte(*(write.cte(f"write_{k}") for k, write in enumerate(writes)))

@@ -117,7 +117,7 @@ def _insert_write(row: SQLModel) -> audit.Write:
     return audit.Write(_insert_statement(table), {f"{table.name}_{name}": value for name, value in column_values(row).items()})
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # one per shape of change: a handful in practice
 def _update_statement(columns: tuple[str, ...]) -> Update:
     table = Patch.__table__
     return update(table).where(table.c.id == bindparam("patch_key")).values({name: bindparam(f"patch_{name}") for name in columns})
@@ -140,7 +140,7 @@ async def approvals_for(*, session: AsyncSession, patch_ids: Sequence[uuid.UUID]
 
 async def approvers(*, session: AsyncSession, patch_id: uuid.UUID) -> list[str]:
     """Who has approved this patch so far (the decision path needs no Approval objects)."""
-    return list((await session.exec(_APPROVERS, params={"patch_key": patch_id})).all())
+    return list((await (await session.connection()).execute(_APPROVERS, {"patch_key": patch_id})).scalars())
 
 
 def is_open(patch: Patch) -> bool:
