@@ -139,7 +139,11 @@ async def approvals_for(*, session: AsyncSession, patch_ids: Sequence[uuid.UUID]
 
 
 async def approvers(*, session: AsyncSession, patch_id: uuid.UUID) -> list[str]:
-    """Who has approved this patch so far (the decision path needs no Approval objects)."""
+    """Who has approved this patch so far (the decision path needs no Approval objects).
+
+    A statement of its own, after `lock`: joined into the locking read, it would return the approvers of that
+    read's snapshot, taken before the wait for the row lock, and miss the approval that released the lock
+    (tests/db/test_concurrency.py::test_concurrent_distinct_approvers_on_critical)."""
     return list((await (await session.connection()).execute(_APPROVERS, {"patch_key": patch_id})).scalars())
 
 
