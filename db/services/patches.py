@@ -86,27 +86,28 @@ async def record(
         action=action,
         actor=actor,
         details={"patchId": patch.patch_id, "status": patch.status, "version": patch.version, **details},
-        writes=[write for write in (_update_write(patch), *map(_insert_write, inserts)) if write is not None],
+        writes=[_update_write(patch, _take_changes(patch)), *map(_insert_write, inserts)],
     )
 
 
 async def save(*, session: AsyncSession, patch: Patch) -> None:
     """Write what changed on `patch` without an audit entry: derived flags of a change already recorded."""
-    write = _update_write(patch)
-    if write is not None:
-        await audit.execute(session=session, write=write)
+    if changes := _take_changes(patch):
+        await audit.execute(session=session, write=_update_write(patch, changes))
 
 
-def _update_write(patch: Patch) -> audit.Write | None:
-    """The UPDATE of the columns changed on `patch` since it was loaded or last written (None: nothing changed).
-    They are marked as written: the next write of this patch leaves them out."""
+def _take_changes(patch: Patch) -> dict:
+    """The columns changed on `patch` since it was loaded or last written, marked as written: the caller writes
+    them, and the next write of this patch leaves them out."""
     state = inspect(patch)
     unchanged = state.unmodified
     changes = {key: getattr(patch, key) for key in state.mapper.column_attrs.keys() if key not in unchanged}
-    if not changes:
-        return None
     for key, value in changes.items():
         set_committed_value(patch, key, value)
+    return changes
+
+
+def _update_write(patch: Patch, changes: dict) -> audit.Write:
     params = {f"patch_{key}": value for key, value in changes.items()}
     params["patch_key"] = patch.id
     return audit.Write(_update_statement(tuple(changes)), params)
