@@ -29,7 +29,6 @@ class LocalBroker:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self.connected = True
 
     async def start(self, wake: Callable[[], None]) -> None:
         self._db.on_commit(wake)
@@ -44,8 +43,6 @@ class PostgresBroker:
         self._dsn = url.render_as_string(hide_password=False)
         self._application_name = application_name
         self._task: asyncio.Task | None = None
-        self.connected = False
-        self.reconnects = 0
 
     async def start(self, wake: Callable[[], None]) -> None:
         self._task = asyncio.create_task(self._run(wake), name="hitl-listener")
@@ -72,7 +69,6 @@ class PostgresBroker:
             connection.add_termination_listener(lambda _connection: lost.set())
             try:
                 await connection.add_listener(EVENT_CHANNEL, lambda *_args: wake())
-                self.connected = True
                 wake()  # anything committed while we were away is read from the audit log now
                 while not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -82,8 +78,6 @@ class PostgresBroker:
             except CONNECT_ERRORS:
                 log.warning("listener connection lost; reconnecting", exc_info=True)
             finally:
-                self.connected = False
-                self.reconnects += 1
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=1)
 

@@ -19,14 +19,19 @@ DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 POOL_EXHAUSTED = "POOL_EXHAUSTED"
 STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
 _QUERY_CANCELED = "57014"
+# Severities of a server error that ends (or refuses to start) the session, whatever its sqlstate and language.
+_SESSION_ENDING = frozenset({"FATAL", "PANIC"})
 
 
 def unavailable_reason(error: BaseException | None) -> str | None:
     """Why `error` means "the database cannot serve right now, retry shortly", or None for anything else.
 
-    Transient conditions only: no free pooled connection within the pool timeout, the server refusing or
-    dropping connections (down, restarting, shutting down, too many clients), a connection found dead,
-    a statement cancelled by statement_timeout. A missing database or a bad query stays an internal error.
+    Conditions of the database, not of the request: no free pooled connection within the pool timeout, the
+    server refusing or dropping connections (down, restarting, shutting down, too many clients), a connection
+    found dead, a statement cancelled by statement_timeout, and any FATAL error of the server, which ends or
+    refuses the session: a database dropped or renamed under the running service ("does not exist"), one
+    closed to connections, a login refused. These end when an operator brings the database back, and the
+    service reconnects by itself. A bad query stays an internal error.
     """
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
@@ -37,6 +42,8 @@ def unavailable_reason(error: BaseException | None) -> str | None:
             return DATABASE_UNAVAILABLE
         if isinstance(error, asyncpg.PostgresError) and getattr(error, "sqlstate", None) == _QUERY_CANCELED:
             return STATEMENT_TIMEOUT
+        if isinstance(error, asyncpg.PostgresError) and getattr(error, "severity_en", None) in _SESSION_ENDING:
+            return DATABASE_UNAVAILABLE
         if isinstance(
             error,
             ConnectionError  # refused, reset, aborted, broken pipe

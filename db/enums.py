@@ -14,6 +14,7 @@ class PatchStatus(str, Enum):
 
 OPEN_STATUSES = (PatchStatus.PENDING, PatchStatus.ESCALATED)
 FINAL_STATUSES = (PatchStatus.APPROVED, PatchStatus.REJECTED, PatchStatus.AUTO_APPROVED, PatchStatus.CANCELLED)
+FINAL_STATUS_VALUES = frozenset(status.value for status in FINAL_STATUSES)  # as stored in patches.status
 APPROVED_STATUSES = (PatchStatus.APPROVED, PatchStatus.AUTO_APPROVED)
 
 
@@ -68,6 +69,19 @@ class SystemAction(str, Enum):
     AUTO_APPROVAL_PAUSED = "AUTO_APPROVAL_PAUSED"
     AUTO_APPROVAL_RESUMED = "AUTO_APPROVAL_RESUMED"
     MODEL_ACTIVATED = "MODEL_ACTIVATED"
+    WEBHOOK_CHANGED = "WEBHOOK_CHANGED"  # details.change: created, updated, deleted, secret_rotated, redelivered
+
+
+class WebhookFormat(str, Enum):
+    CLOUDEVENTS = "CLOUDEVENTS"
+    SLACK = "SLACK"
+
+
+class DeliveryStatus(str, Enum):
+    PENDING = "PENDING"
+    RETRYING = "RETRYING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
 
 
 class Role(str, Enum):

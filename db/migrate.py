@@ -1,6 +1,5 @@
 """Alembic, driven from code (`hitl db upgrade`, `/ready`, tests): no alembic.ini needed."""
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -22,10 +21,6 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Run from synchronous code only (alembic's async env starts its own event loop)."""
     command.upgrade(alembic_config(url), revision)
-
-
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, url, revision)
 
 
 def head_revision() -> str:

@@ -1,5 +1,6 @@
 """SQLModel tables. Timestamps are aware UTC; JSON columns hold the nested evidence of a patch."""
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,15 @@ SYSTEM_DECISION_ID = uuid.UUID(int=0)
 GENESIS_HASH = "0" * 64
 
 OPEN_STATUS_SQL = "status IN ('PENDING', 'ESCALATED')"
+OPEN_GROUP_MEMBER_SQL = f"{OPEN_STATUS_SQL} AND group_key IS NOT NULL"
+WEBHOOK_OPEN_SQL = "status IN ('PENDING', 'RETRYING')"
+
+
+def patch_group_key(cve_id: str | None, package_name: str, target_version: str) -> str:
+    """The opaque, stable key of a patch group (one fix, many services). None of the three values may hold a
+    line break (validation), so the joined text names exactly one triple; migration 0006 computes the same in SQL."""
+    joined = f"{cve_id or ''}\n{package_name}\n{target_version}"
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
 
 
 def column_values(row: SQLModel) -> dict[str, Any]:
@@ -36,6 +46,18 @@ class Patch(SQLModel, table=True):
             "id",
             postgresql_where=text(OPEN_STATUS_SQL),
             sqlite_where=text(OPEN_STATUS_SQL),
+        ),
+        # Patch groups: one group's members in queue order, and its counts (db.services.groups).
+        Index("ix_patches_group", "group_key", "priority_rank", "created_at", "id"),
+        # The groups page: each group's most urgent open member and the number of groups, from the index alone.
+        Index(
+            "ix_patches_open_group",
+            "group_key",
+            "priority_rank",
+            "created_at",
+            "id",
+            postgresql_where=text(OPEN_GROUP_MEMBER_SQL),
+            sqlite_where=text(OPEN_GROUP_MEMBER_SQL),
         ),
         Index("ix_patches_created", "created_at", "id"),
         Index("ix_patches_status", "status"),
@@ -87,6 +109,8 @@ class Patch(SQLModel, table=True):
     sla_breached_at: datetime | None = _ts(default=None)
     version: int = 1
     required_approvals: int = 1
+    # patch_group_key(cve_id, package_name, target_version), set at submission (migration 0006 back-fills).
+    group_key: str | None = Field(default=None, max_length=32)
 
 
 class Approval(SQLModel, table=True):
@@ -148,6 +172,8 @@ class MlModel(SQLModel, table=True):
     artifact: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # xgboost UBJSON, never pickle
     active: bool = False
     created_by: str = Field(max_length=200)
+    # The training rows' distribution per feature (ml.drift.profile), what recent submissions are compared with.
+    feature_profile: dict | None = Field(default=None, sa_type=JSON)
 
 
 class ServiceState(SQLModel, table=True):
@@ -174,3 +200,85 @@ class PatchStatusDelta(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
     status: str = Field(max_length=16)
     delta: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed head of the audit log (db.services.audit_checkpoints): append-only like the log itself, and
+    also written as a log line so that a copy outside the database remembers how far the chain reached."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(max_length=64)
+    at: datetime = _ts(default_factory=utcnow)
+    signature: str = Field(max_length=64)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A notification target (db.services.webhooks). `cursor_seq` is how far in the audit log it has been served
+    (every event up to it delivered, skipped as not matching, or given up); `lease_*` says which replica sends
+    for it until when (db.services.webhook_delivery)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    format: str = Field(max_length=16)
+    kinds: list[str] | None = Field(default=None, sa_type=JSON)  # None: every kind
+    min_priority: str | None = Field(default=None, max_length=16)
+    enabled: bool = True
+    failing: bool = False
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    secret: str = Field(max_length=128)  # "whsec_" + base64; the signing key, shown to people only once
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+    cursor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_delivered_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = _ts(default=None)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event sent (or being sent) to one endpoint: its log line."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_seq", name="uq_webhook_deliveries_endpoint_seq"),
+        # What a sender still has to send (db.services.webhook_delivery.open_deliveries), off the whole log.
+        Index(
+            "ix_webhook_deliveries_open",
+            "endpoint_id",
+            "event_seq",
+            postgresql_where=text(WEBHOOK_OPEN_SQL),
+            sqlite_where=text(WEBHOOK_OPEN_SQL),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    endpoint_id: uuid.UUID = Field(sa_column=Column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False))
+    event_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    first_attempt_at: datetime | None = _ts(default=None)
+    next_attempt_at: datetime | None = _ts(default=None)
+    delivered_at: datetime | None = _ts(default=None)
+
+
+class AutoApprovalOutcome(SQLModel, table=True):
+    """A reported deployment outcome of an auto-approved patch, with the model that vouched for it: the
+    rows the auto-approval guard's window is read from (db.services.guard). `id` orders them in commit order
+    (they are written under the audit chain's lock); a resume starts the window after the newest id."""
+
+    __tablename__ = "auto_approval_outcomes"
+    __table_args__ = (Index("ix_auto_approval_outcomes_model", "model_version", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    patch_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patches.id", ondelete="RESTRICT"), nullable=False, unique=True))
+    model_version: str = Field(max_length=64)
+    success: bool
+    at: datetime = _ts(default_factory=utcnow)

@@ -1,7 +1,12 @@
 """Credentials → Actor. JWTs via joserfc (the JOSE implementation authlib 1.9 delegates to and recommends).
 
-HS256 with the configured secret, or RS256/ES256 against a JWKS (file or URL); `exp` is required,
-`iss`/`aud` are checked when configured, with a clock-skew leeway. `X-API-Key` is the SERVICE key.
+HS256 with the configured secret, or RS256/ES256 against a JWKS: a file, a URL, or the one an OpenID provider's
+discovery names (HITL_OIDC_ISSUER, graphql_api.oidc). `exp` is required, with a clock-skew leeway. HS256 and
+JWKS-file/URL tokens: `iss`/`aud` are checked when configured and roles are role names in `roles`. The IdP's
+tokens: `iss` must be the issuer, `aud` must contain HITL_JWT_AUDIENCE (or, without it, the client id), ID
+tokens are refused, and roles come from HITL_ROLES_CLAIM through HITL_ROLE_MAP. HTTP, REST and WebSocket all
+call `verify_token`.
+`X-API-Key` is the SERVICE key.
 """
 
 import base64
@@ -22,8 +27,11 @@ from joserfc.jwt import JWTClaimsRegistry
 from db.enums import Role
 from db.services.actor import Actor
 from db.services.errors import Unauthenticated
-from graphql_api import limits
+from graphql_api import oidc, request_limits
 from graphql_api.config import Settings
+from graphql_api.token_roles import mapped_roles, parse_roles
+
+__all__ = ["Authenticator", "Credential", "mint_token", "parse_roles", "parse_ttl"]
 
 log = logging.getLogger("hitl.auth")
 
@@ -33,6 +41,7 @@ RESERVED_SUBJECT_PREFIXES = ("system:", "synthetic:")
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
 JWKS_CACHE_SECONDS = 300
 JWKS_RETRY_SECONDS = 30
+DISCOVERY_CACHE_SECONDS = 3600  # the discovery document is read again at this age, or when its JWKS cannot be fetched
 MAX_TOKEN_LENGTH = 8192
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -43,15 +52,6 @@ def parse_ttl(value: str) -> int:
     if not match:
         raise ValueError(f"invalid TTL {value!r}: use e.g. 3600, 30m, 1h, 7d")
     return int(match.group(1)) * _TTL_UNITS[match.group(2)]
-
-
-def parse_roles(values: object) -> frozenset[Role]:
-    if isinstance(values, str):
-        values = [values]
-    if not isinstance(values, list):
-        return frozenset()
-    known = {role.value for role in Role}
-    return frozenset(Role(str(value).upper()) for value in values if str(value).upper() in known)
 
 
 def mint_token(*, secret: str, subject: str, roles: list[str], ttl_seconds: int, issuer: str | None = None, audience: str | None = None) -> str:
@@ -77,6 +77,8 @@ class Authenticator:
         self._api_key = settings.internal_api_key.get_secret_value().encode() if settings.internal_api_key else None
         self._jwks: KeySet | None = None
         self._jwks_loaded_at = 0.0
+        self._discovery: dict | None = None
+        self._discovery_loaded_at = float("-inf")
         self._jwks_retry_at = float("-inf")
         self._kid_refresh_at = float("-inf")
         self._lock = threading.Lock()
@@ -86,13 +88,23 @@ class Authenticator:
         if settings.jwt_audience:
             claims["aud"] = {"essential": True, "value": settings.jwt_audience}
         self._registry = JWTClaimsRegistry(leeway=settings.jwt_leeway_seconds, **claims)
+        self._oidc_registry = None
+        if settings.oidc_issuer:
+            # The API's audience when the IdP issues tokens for it (HITL_JWT_AUDIENCE), else the console's client id.
+            self._oidc_registry = JWTClaimsRegistry(
+                leeway=settings.jwt_leeway_seconds,
+                exp={"essential": True},
+                sub={"essential": True},
+                iss={"essential": True, "value": settings.oidc_issuer},
+                aud={"essential": True, "value": settings.jwt_audience or settings.oidc_client_id},
+            )
         self._jwks_reloading = False
         if self._jwks_configured:
             self._reload_jwks()  # at startup, so the first tokens find the keys (later reloads run in a thread)
 
     @property
     def _jwks_configured(self) -> bool:
-        return bool(self._settings.jwks_file or self._settings.jwks_url)
+        return bool(self._settings.jwks_file or self._settings.jwks_url or self._settings.oidc_issuer)
 
     def _keyset(self) -> KeySet | None:
         """The cached JWKS. Never does I/O: this runs on the event loop, per request. When the set is stale
@@ -111,7 +123,7 @@ class Authenticator:
         """A key id we do not know may be the IdP's new key (rotation): reload soon, at most every
         JWKS_RETRY_SECONDS, without blocking this request."""
         try:
-            header = limits.decode_json(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+            header = request_limits.decode_json(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
         except ValueError:  # not base64, not JSON, or nested too deeply
             return
         kid = header.get("kid") if isinstance(header, dict) else None
@@ -123,8 +135,9 @@ class Authenticator:
                 self._kid_refresh_at = time.monotonic() + JWKS_RETRY_SECONDS
 
     def _reload_jwks(self) -> None:
-        """Load the JWKS (file or URL). On failure keep the last good set, log, and let the next try wait
-        JWKS_RETRY_SECONDS: an unreachable IdP neither costs a fetch per request nor breaks HS256 tokens."""
+        """Load the JWKS (file, URL, or the issuer's from discovery). On failure keep the last good set, log, and
+        let the next try wait JWKS_RETRY_SECONDS: an unreachable IdP neither costs a fetch per request nor breaks
+        HS256 tokens."""
         settings = self._settings
         keyset = None
         try:
@@ -132,7 +145,7 @@ class Authenticator:
                 with open(settings.jwks_file, encoding="utf-8") as handle:
                     document = json.load(handle)
             else:
-                with urllib.request.urlopen(settings.jwks_url, timeout=5) as response:  # noqa: S310 - operator-configured URL
+                with urllib.request.urlopen(self._jwks_uri(), timeout=5) as response:  # noqa: S310 - operator-configured URL
                     document = json.load(response)
             keyset = KeySet.import_key_set(document)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, keep serving with what we have
@@ -148,14 +161,29 @@ class Authenticator:
                     self._jwks, self._jwks_loaded_at = keyset, time.monotonic()
                 else:
                     self._jwks_retry_at = time.monotonic() + JWKS_RETRY_SECONDS
+                    self._discovery_loaded_at = float("-inf")  # the IdP may have moved its keys: discover again
                 self._jwks_reloading = False
+
+    def _jwks_uri(self) -> str:
+        """HITL_JWKS_URL, or the `jwks_uri` of the issuer's discovery document (read again when stale)."""
+        issuer = self._settings.oidc_issuer
+        if not issuer:
+            return self._settings.jwks_url
+        if self._discovery is None or time.monotonic() - self._discovery_loaded_at > DISCOVERY_CACHE_SECONDS:
+            self._discovery, self._discovery_loaded_at = oidc.discover(issuer), time.monotonic()
+        return self._discovery["jwks_uri"]
 
     def verify_token(self, token: str) -> Credential:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("invalid token")
         try:
-            decoded = self._decode(token)
-            self._registry.validate(decoded.claims)
+            decoded, asymmetric = self._decode(token)
+            if asymmetric and self._oidc_registry is not None:
+                self._oidc_registry.validate(decoded.claims)
+                if oidc.is_id_token(decoded.header, decoded.claims):
+                    raise Unauthenticated("invalid token: an ID token is not a bearer token (send the access token)")
+            else:
+                self._registry.validate(decoded.claims)
         except (JoseError, ValueError, KeyError, OSError) as exc:
             raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
         claims = decoded.claims
@@ -164,20 +192,25 @@ class Authenticator:
             raise Unauthenticated("invalid token: bad subject")
         if subject.startswith(RESERVED_SUBJECT_PREFIXES) or subject == API_KEY_SUBJECT:
             raise Unauthenticated("invalid token: the subject is reserved for the service itself")
-        return Credential(Actor(subject=subject, roles=parse_roles(claims.get("roles", []))), float(claims["exp"]))
+        if asymmetric:
+            roles = mapped_roles(claims, self._settings.roles_claim, self._settings.role_map)
+        else:
+            roles = parse_roles(claims.get("roles", []))
+        return Credential(Actor(subject=subject, roles=roles), float(claims["exp"]))
 
     def _decode(self, token: str):  # noqa: ANN202
+        """The decoded token, and whether it was verified with the JWKS (an IdP's key) rather than the secret."""
         keyset = self._keyset()
         if keyset is not None:
             try:
-                return jwt.decode(token, keyset, algorithms=ASYMMETRIC_ALGORITHMS)
+                return jwt.decode(token, keyset, algorithms=ASYMMETRIC_ALGORITHMS), True
             except JoseError:
                 self._refresh_on_unknown_kid(token, keyset)
                 if self._secret is None:
                     raise
         if self._secret is None:
             raise ValueError("no verification key configured")
-        return jwt.decode(token, self._secret, algorithms=["HS256"])
+        return jwt.decode(token, self._secret, algorithms=["HS256"]), False
 
     def verify_api_key(self, key: str) -> Credential:
         if self._api_key is None or not hmac.compare_digest(key.encode(), self._api_key):

@@ -51,8 +51,18 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # Audit checkpoint lines (graphql_api.jobs) leave exactly as built: one JSON object that a log shipper keeps
+    # and that can be pasted into verifyAuditChain(checkpoints:). Whatever HITL_LOG_LEVEL says, they are written.
+    checkpoints = logging.getLogger("hitl.audit.checkpoint")
+    checkpoint_handler = logging.StreamHandler(sys.stdout)
+    checkpoint_handler.setFormatter(logging.Formatter("%(message)s"))
+    checkpoints.handlers[:] = [checkpoint_handler]
+    checkpoints.setLevel(logging.INFO)
+    checkpoints.propagate = False
     root.setLevel(level.upper())
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # /ready reads the revision often
+    # A line per webhook request otherwise (with the target's address); outcomes are in the delivery log and metrics.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

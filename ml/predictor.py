@@ -18,15 +18,17 @@ models, provided nothing changes the booster meanwhile; its parameters are set o
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
-from ml.features import FEATURE_NAMES, patch_features
+from ml.features import FEATURE_NAMES, feature_matrix, patch_features
 
 
 class Predictor:
@@ -47,6 +49,7 @@ class Predictor:
         # Fast path when the model was trained on the current feature set in the current order.
         self._index = None if names == FEATURE_NAMES else np.array([FEATURE_NAMES.index(n) for n in names])
         self._contribs(np.full((1, len(names)), np.nan, dtype=np.float32))  # warm up lazy initialisation
+        self._batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> _Batcher
 
     @classmethod
     def from_artifact(cls, artifact: bytes, *, version: str, feature_names: Sequence[str],
@@ -67,9 +70,41 @@ class Predictor:
         """The model's probability that the patch works (no explanation)."""
         return float(self._booster.inplace_predict(self._features(patch), validate_features=False)[0])
 
+    def probabilities(self, patches: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """The probability that each patch works, for many at once (patches, or their feature_matrix)."""
+        x = patches if isinstance(patches, np.ndarray) else feature_matrix(patches)
+        if self._index is not None:
+            x = x[:, self._index]
+        if x.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self._booster.inplace_predict(x, validate_features=False), dtype=np.float64)
+
     def predict(self, patch: Any) -> dict[str, Any]:
         started = time.perf_counter()
-        contribs = self._contribs(self._features(patch))
+        return self._explained(self._contribs(self._features(patch)), started, 1)
+
+    async def explain(self, patch: Any) -> dict[str, Any]:
+        """`predict` off the event loop: the calls of concurrent requests share one `predict_many` in a worker thread
+        (under a burst, one model call for many rows; the loop serves requests meanwhile)."""
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = _Batcher(self)
+        return await batcher.explain(patch)
+
+    def predict_many(self, patches: Sequence[Any]) -> list[dict[str, Any]]:
+        """`predict` for many patches with one model call (a DMatrix of all rows); each result's executionTimeMs
+        is its share of the batch's time. Thread-safe like `predict`: the batch path calls it off the event loop."""
+        if not patches:
+            return []
+        started = time.perf_counter()
+        rows = np.array([patch_features(patch) for patch in patches], dtype=np.float32)
+        if self._index is not None:
+            rows = rows[:, self._index]
+        contribs = self._booster.predict(xgb.DMatrix(rows, nthread=1), pred_contribs=True, validate_features=False)
+        return [self._explained(row, started, len(patches)) for row in contribs]
+
+    def _explained(self, contribs: np.ndarray, started: float, batch: int) -> dict[str, Any]:
         values = contribs[:-1].tolist()
         bias = float(contribs[-1])
         margin = bias + math.fsum(values)
@@ -83,6 +118,43 @@ class Predictor:
             "confidence": p if prediction else 1.0 - p,
             "prediction": prediction,
             "shapValues": shap,
-            "executionTimeMs": (time.perf_counter() - started) * 1000.0,
+            "executionTimeMs": (time.perf_counter() - started) * 1000.0 / batch,
             "bias": bias,
         }
+
+
+class _Batcher:
+    """The `explain` calls of one event loop: those that arrive while a batch runs form the next one."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.waiting: list[tuple[Any, asyncio.Future]] = []
+        self.running = False
+
+    async def explain(self, patch: Any) -> dict[str, Any]:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((patch, future))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self.waiting:
+                await asyncio.sleep(0)  # the requests of this turn of the loop join the batch
+                batch, self.waiting = self.waiting[: self.MAX_BATCH], self.waiting[self.MAX_BATCH :]
+                try:
+                    results = await asyncio.to_thread(self.predictor.predict_many, [patch for patch, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each caller gets the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+        finally:
+            self.running = False

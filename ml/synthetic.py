@@ -38,6 +38,18 @@ The ground truth is a stated, plausible process (not learned from anything real)
    "works". So some AUTO_APPROVED patches have an outcome and some do not; REJECTED patches never do.
 
 Deterministic for a given seed and `now`.
+
+Regime shift (`shift=RegimeShift(...)`, for the auto-approval guard and drift tests): the world after a
+model was trained. A share of the patches (`RegimeShift.share`, drawn from a random stream of its own, so
+every other patch is the same with or without the shift) belongs to one family: packages
+"demo-<a>-<family>-<c>" taking a MINOR upgrade of a 1.x-9.x release (target = next minor, ".0"), a patch size
+drawn log-normally around `size_median` lines, and a works-logit lowered by `failure_logit` (a new kind of
+breaking upgrade). What breaks does not show in the sandbox: the family's wargaming is drawn as if the patch
+worked, so its evidence looks as good as ever and only the deployment outcome tells. Which features move:
+the version-bump kind and distances and the size (the family is MINOR and larger than most); the
+vulnerability (CVSS, CWE, severity) and the blast radius are drawn as before and do not move.
+`generate_submissions` returns the same patches with their ground truth, for replaying a stream through the
+service (the truth is the deployment outcome a test reports).
 """
 
 from __future__ import annotations
@@ -45,12 +57,13 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from cvss import CVSS3
 
-from db.models import Patch
+from db.models import Patch, patch_group_key
 
 SUBMITTED_BY = "synthetic:generator"
 AUTO_APPROVER = "system:auto-approval"
@@ -104,6 +117,29 @@ _ERRORS_FAILED = (
     "synthetic: build failed on the patched version",
     "synthetic: sandbox timeout",
 )
+
+
+@dataclass(frozen=True)
+class RegimeShift:
+    """See the module docstring, "Regime shift"."""
+
+    share: float = 0.3
+    family: str = "yaml"
+    failure_logit: float = 6.0
+    size_median: int = 150
+    seed_salt: int = 0x5EED5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError("share must be in [0, 1]")
+
+
+def _shifted(rng: random.Random, package: str, shift: RegimeShift) -> tuple[str, str, str, int]:
+    """(package, current, target, size) of a patch of the shifted family (rng: the shift's own stream)."""
+    a, _, c = package.removeprefix("demo-").split("-")
+    major, minor, patch = rng.randint(1, 9), rng.randint(0, 20), rng.randint(0, 30)
+    size = max(1, int(rng.lognormvariate(math.log(shift.size_median), 0.6)))
+    return f"demo-{a}-{shift.family}-{c}", f"{major}.{minor}.{patch}", f"{major}.{minor + 1}.0", size
 
 
 def _sigmoid(x: float) -> float:
@@ -225,21 +261,30 @@ def _diff(package: str, current: str, target: str) -> str:
     )
 
 
-def generate_patches(n: int, *, seed: int, now: datetime | None = None) -> list[Patch]:
+def generate_patches(n: int, *, seed: int, now: datetime | None = None, shift: RegimeShift | None = None) -> list[Patch]:
     """`n` unsaved, visibly synthetic `Patch` rows with a labelled history (see the module docstring).
 
     `now` (aware UTC; default: the current time) anchors every timestamp: open patches were created in
     the last six hours, decided ones in the last 120 days; nothing lies in the future of `now`.
     """
+    return [patch for patch, _ in generate_submissions(n, seed=seed, now=now, shift=shift)]
+
+
+def generate_submissions(
+    n: int, *, seed: int, now: datetime | None = None, shift: RegimeShift | None = None
+) -> list[tuple[Patch, bool]]:
+    """The patches of `generate_patches` with their ground truth ("works"), e.g. to submit their evidence and
+    report the truth as the deployment outcome."""
     if n < 0:
         raise ValueError("n must be >= 0")
     now = now or datetime.now(timezone.utc)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
     rng = random.Random(seed)
+    shift_rng = random.Random(seed ^ shift.seed_salt) if shift is not None else None
     families_all = list(_CWE_WEIGHTS)
     weights_all = list(_CWE_WEIGHTS.values())
-    patches: list[Patch] = []
+    patches: list[tuple[Patch, bool]] = []
     for i in range(n):
         vector, score, severity = _cvss(rng)
         n_cwe = rng.choices((0, 1, 2), weights=(10, 70, 20))[0]
@@ -250,11 +295,18 @@ def generate_patches(n: int, *, seed: int, now: datetime | None = None) -> list[
         size = max(1, int(rng.lognormvariate(math.log(size_median), 1.0)))
         affected = min(12, int(rng.expovariate(1 / 1.8)))
         package = f"demo-{rng.choice(_WORDS_A)}-{rng.choice(_WORDS_B)}-{rng.choice(_WORDS_C)}"
+        in_family = shift_rng is not None and shift_rng.random() < shift.share
+        if in_family:
+            package, current, target, size = _shifted(shift_rng, package, shift)
+            bump = "MINOR"
 
         z = _works_logit(bump=bump, current=current, target=target, size=size, families=families,
                          affected=affected, severity=severity)
+        if in_family:
+            z -= shift.failure_logit
         works = rng.random() < _sigmoid(z)
-        wargaming, llr = _wargaming(rng, works=works, size=size) if rng.random() < 0.85 else (None, 0.0)
+        # The shifted family's breakage does not show in the sandbox: its evidence is that of a working patch.
+        wargaming, llr = _wargaming(rng, works=works or in_family, size=size) if rng.random() < 0.85 else (None, 0.0)
         q = _sigmoid(z + llr)  # what the evidence says, as a reviewer (or a model) could see it
 
         priority = severity if affected < 5 or severity in ("HIGH", "CRITICAL") else "HIGH"
@@ -311,7 +363,7 @@ def generate_patches(n: int, *, seed: int, now: datetime | None = None) -> list[
         if sla_deadline is not None and decided_at is not None and decided_at > sla_deadline:
             sla_breached_at = sla_deadline
 
-        patches.append(
+        patches.append((
             Patch(
                 id=uuid.UUID(int=rng.getrandbits(128), version=4),
                 patch_id=f"SYNTH-{seed}-{i:07d}",
@@ -352,6 +404,8 @@ def generate_patches(n: int, *, seed: int, now: datetime | None = None) -> list[
                 sla_breached_at=sla_breached_at,
                 version=1,
                 required_approvals=2 if severity == "CRITICAL" else 1,
-            )
-        )
+            ),
+            works,
+        ))
+        patches[-1][0].group_key = patch_group_key(patches[-1][0].cve_id, package, target)
     return patches

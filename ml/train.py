@@ -7,9 +7,12 @@ Labels (`label_for`): a reported deployment outcome is the truth; otherwise a hu
 REJECTED is 0. An AUTO_APPROVED patch without an outcome is not a label: learning from the model's own
 verdicts would be a feedback loop.
 
-The labelled patches are split by the seed, stratified by label, into train (60%), validation (20%)
-and test (20%). Validation drives early stopping and the threshold calibration; test is touched only
-to report metrics, so the reported precision at the chosen threshold is an honest estimate.
+The labelled patches are split by a hash of their upstream patchId into train (60%), validation (20%)
+and test (20%): a patch stays in the same split in every training, so a model never trained on the test
+rows of a later one, and trainModel can compare the active model with a new one on the new one's test
+rows, unseen by both (see `compare`). Validation drives early stopping and the threshold calibration;
+test is touched only to report metrics, so the reported precision at the chosen threshold is an honest
+estimate.
 
 Threshold: the smallest confidence t >= `threshold_floor` such that, on the validation split, the
 patches the model calls "works" with probability >= t are labelled 1 at a rate >= `target_precision`,
@@ -23,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
+from ml import drift
 from ml.features import FEATURE_NAMES, feature_matrix
 
 MIN_TRAINABLE_LABELS = 20
@@ -59,6 +63,9 @@ class TrainedModel:
     threshold: float | None  # None: auto-approval off for this model (reason in metrics["autoApproval"])
     metrics: dict[str, Any]  # JSON-serialisable
     training_samples: int  # labelled patches used (train + validation + test)
+    feature_profile: dict[str, Any] | None = None  # the training rows per feature (ml.drift.profile)
+    # The test split's features and labels, to compare another model on the same rows (ml.registry); not stored.
+    held_out: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def label_for(patch: Any) -> int | None:
@@ -169,18 +176,15 @@ def select_threshold(labels: np.ndarray, probs: np.ndarray, *, floor: float, tar
 # --- training ---------------------------------------------------------------------------------------
 
 
-def _stratified_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[], [], []]
-    for cls in (0, 1):
-        idx = np.flatnonzero(y == cls)
-        idx = idx[rng.permutation(idx.size)]
-        n_val = int(idx.size * SPLIT_FRACTIONS[1])
-        n_test = int(idx.size * SPLIT_FRACTIONS[2])
-        parts[2].append(idx[:n_test])
-        parts[1].append(idx[n_test:n_test + n_val])
-        parts[0].append(idx[n_test + n_val:])
-    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
+def split_of(key: str) -> int:
+    """0 train, 1 validation, 2 test: fixed for a patch (a hash of its patchId), whatever else is in the history."""
+    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
+    return 0 if u < SPLIT_FRACTIONS[0] else 1 if u < SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1] else 2
+
+
+def _stable_split(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    parts = np.fromiter((split_of(k) for k in keys), dtype=np.int8, count=len(keys))
+    return tuple(np.flatnonzero(parts == i) for i in range(3))  # type: ignore[return-value]
 
 
 def _split_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
@@ -208,6 +212,7 @@ def train_model(
     threshold_floor: float = 0.95,
     target_precision: float = 0.99,
     version: str | None = None,
+    max_rounds: int = MAX_ROUNDS,
 ) -> TrainedModel:
     """Train on every labelled patch (see `label_for`); deterministic for a given seed and history.
 
@@ -234,7 +239,7 @@ def train_model(
     from_outcome = sum(getattr(p, "deployment_outcome", None) is not None for p, _ in labelled)
     x = feature_matrix(p for p, _ in labelled)
 
-    train_idx, val_idx, test_idx = _stratified_split(y, seed)
+    train_idx, val_idx, test_idx = _stable_split([str(getattr(p, "patch_id", "")) for p, _ in labelled])
     dm = {name: xgb.DMatrix(x[idx], label=y[idx], feature_names=FEATURE_NAMES, nthread=nthread)
           for name, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx))}
     params = {**PARAMS, "seed": seed, "nthread": nthread}
@@ -243,7 +248,7 @@ def train_model(
     if val_idx.size:
         callbacks.append(xgb.callback.EarlyStopping(rounds=EARLY_STOPPING_ROUNDS, metric_name="logloss",
                                                     data_name="validation", save_best=True))
-    booster = xgb.train(params, dm["train"], num_boost_round=MAX_ROUNDS, evals=evals, callbacks=callbacks,
+    booster = xgb.train(params, dm["train"], num_boost_round=max_rounds, evals=evals, callbacks=callbacks,
                         verbose_eval=False)
     rounds = booster.num_boosted_rounds()
 
@@ -285,8 +290,8 @@ def train_model(
     metrics: dict[str, Any] = {
         "labels": {"total": n, "positive": n_pos, "negative": n - n_pos, "fromDeploymentOutcome": int(from_outcome),
                    "fromHumanDecision": int(n - from_outcome)},
-        "split": {"seed": seed, "train": int(train_idx.size), "validation": int(val_idx.size),
-                  "test": int(test_idx.size), "stratified": True},
+        "split": {"by": "sha256(patchId)", "train": int(train_idx.size), "validation": int(val_idx.size),
+                  "test": int(test_idx.size)},
         "model": {"library": f"xgboost {xgb.__version__}", "rounds": int(rounds),
                   "params": {k: v for k, v in params.items() if k != "nthread"}},
         "validation": {k: v for k, v in _split_metrics(y_val, p_val).items() if k != "calibration"},
@@ -304,4 +309,6 @@ def train_model(
     artifact = bytes(booster.save_raw("ubj"))
     version = version or "xgb-" + hashlib.sha256(artifact).hexdigest()[:12]
     return TrainedModel(version=version, artifact=artifact, feature_names=list(FEATURE_NAMES),
-                        threshold=threshold, metrics=metrics, training_samples=n)
+                        threshold=threshold, metrics=metrics, training_samples=n,
+                        feature_profile=drift.profile(x[train_idx], list(FEATURE_NAMES)),
+                        held_out=(x[test_idx], y_test))

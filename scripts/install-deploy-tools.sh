@@ -6,6 +6,8 @@
 #                        (checkov pins an older `packaging`: never install it into the project venv)
 #   promtool             Debian's `prometheus` package, unpacked (no daemon is installed or started)
 #                                   .cache/deploy-tools/debian/usr/bin/promtool
+#                        and its server, which tests/monitoring starts on 127.0.0.1 for a run
+#                                   .cache/deploy-tools/debian/usr/bin/prometheus
 #   ShellCheck           Debian's `shellcheck` package, unpacked (lints deploy/deploy.sh)
 #                                   .cache/deploy-tools/debian/usr/bin/shellcheck
 #
@@ -95,6 +97,7 @@ install_deb shellcheck shellcheck
 "$TOOLS/kubernetes-validate/bin/kubernetes-validate" --version >/dev/null
 "$TOOLS/checkov/bin/checkov" --version >/dev/null
 "$DEB_ROOT/usr/bin/promtool" --version >/dev/null 2>&1
+"$DEB_ROOT/usr/bin/prometheus" --version >/dev/null 2>&1
 "$DEB_ROOT/usr/bin/shellcheck" --version >/dev/null
 log "ok: kubernetes-validate $KUBERNETES_VALIDATE_VERSION, checkov $CHECKOV_VERSION," \
     "prometheus $(cat "$DEB_ROOT/.installed-prometheus"), shellcheck $(cat "$DEB_ROOT/.installed-shellcheck")"

@@ -10,10 +10,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.pg import PG_ADMIN_DSN
+from tests.support.pg import PG_ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("pending_page", "pending_page_scale", "approvals", "subscribers", "mutation_latency", "cross_replica",
+SCENARIOS = ("pending_page", "pending_page_scale", "pending_groups_page", "approvals", "submissions", "subscribers", "mutation_latency", "cross_replica",
              "ml_predict", "ml_training", "memory_soak")
 
 pytestmark = pytest.mark.slow
@@ -78,11 +78,12 @@ async def test_smoke_run_reports_every_scenario_and_cleans_up(tmp_path):
             assert t["value"] is not None and math.isfinite(t["value"]), (name, t)
             assert t["met"] in (True, False, None)
         assert _numbers(entry.get("figure") or entry.get("levels")), name
-    for name in ("pending_page", "pending_page_scale", "approvals", "mutation_latency", "cross_replica", "ml_predict", "memory_soak"):
+    for name in ("pending_page", "pending_page_scale", "approvals", "submissions", "mutation_latency", "cross_replica", "ml_predict", "memory_soak"):
         assert _numbers(results["scenarios"][name]["baseline"]), name
     levels = results["scenarios"]["subscribers"]["levels"]
     assert len(levels) >= 2 and all(level["rss_mib"] > 0 and level["last_subscriber_ms"]["n"] > 0 for level in levels)
     assert results["scenarios"]["approvals"]["figure"]["approvals_per_s_median"] > 0
+    assert results["scenarios"]["submissions"]["figure"]["submissions_per_s_median"] > 0
     assert (tmp_path / "results.md").read_text().count("\n|") >= 8
 
     # The harness names its databases after its own pid; other runs on the machine are not this test's business.

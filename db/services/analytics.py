@@ -34,26 +34,40 @@ class Summary:
     auto_approval_precision: float | None
 
 
-def _seconds_between(dialect: str, start, end):  # noqa: ANN001, ANN202 - SQL expressions
+def seconds_between(dialect: str, start, end):  # noqa: ANN001, ANN201 - SQL expressions
     if dialect == "postgresql":
         return func.extract("epoch", end - start)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
-def _ratio(part: int, whole: int) -> float:
+def ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-async def summary(*, session: AsyncSession, since: datetime | None = None, until: datetime | None = None, now: datetime) -> Summary:
+def created_within(since: datetime | None, until: datetime | None) -> list:
+    """The window of a report: patches submitted in [since, until)."""
     window = []
     if since is not None:
         window.append(Patch.created_at >= aware(since, field="since"))
     if until is not None:
         window.append(Patch.created_at < aware(until, field="until"))
+    return window
+
+
+def sla_breached(now: datetime):  # noqa: ANN201 - an SQL condition
+    """A patch that breached its SLA: recorded by the watcher, or past its deadline before its decision (or now)."""
+    return and_(
+        Patch.sla_deadline.is_not(None),
+        or_(Patch.sla_breached_at.is_not(None), Patch.sla_deadline < func.coalesce(Patch.decided_at, now)),
+    )
+
+
+async def summary(*, session: AsyncSession, since: datetime | None = None, until: datetime | None = None, now: datetime) -> Summary:
+    window = created_within(since, until)
     counts = dict((await session.exec(select(Patch.status, func.count()).where(*window).group_by(Patch.status))).all())
     count = lambda status: int(counts.get(status.value, 0))  # noqa: E731
 
-    duration = _seconds_between(session.bind.dialect.name, Patch.created_at, Patch.decided_at)
+    duration = seconds_between(session.bind.dialect.name, Patch.created_at, Patch.decided_at)
     decided = [*window, Patch.status.in_(HUMAN_DECISIONS), Patch.decided_at.is_not(None)]
     n_decided, avg_seconds = (await session.exec(select(func.count(), func.avg(duration)).where(*decided))).one()
     p95 = None
@@ -61,10 +75,7 @@ async def summary(*, session: AsyncSession, since: datetime | None = None, until
         rank = max(math.ceil(0.95 * n_decided) - 1, 0)  # nearest-rank percentile, same on every backend
         p95 = (await session.exec(select(duration).where(*decided).order_by(duration).offset(rank).limit(1))).one()
 
-    breached = and_(
-        Patch.sla_deadline.is_not(None),
-        or_(Patch.sla_breached_at.is_not(None), Patch.sla_deadline < func.coalesce(Patch.decided_at, now)),
-    )
+    breached = sla_breached(now)
     as_float = lambda condition: cast(case((condition, 1.0), else_=0.0), Float)  # noqa: E731
     accuracy, breaches = (
         await session.exec(
@@ -94,8 +105,8 @@ async def summary(*, session: AsyncSession, since: datetime | None = None, until
         cancelled=count(PatchStatus.CANCELLED),
         avg_decision_time_seconds=float(avg_seconds) if avg_seconds is not None else None,
         p95_decision_time_seconds=float(p95) if p95 is not None else None,
-        auto_approval_rate=_ratio(auto, decisions),
-        rejection_rate=_ratio(rejected, decisions),
+        auto_approval_rate=ratio(auto, decisions),
+        rejection_rate=ratio(rejected, decisions),
         ml_accuracy=float(accuracy) if accuracy is not None else None,
         sla_breaches=int(breaches),
         auto_approval_precision=float(precision) if precision is not None else None,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Executable, Select, Text, Uuid, bindparam, func, text
+from sqlalchemy import ARRAY, BigInteger, Executable, Select, Text, Uuid, bindparam, func, text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -140,11 +140,59 @@ async def append(
     return seq
 
 
+class Entry(NamedTuple):
+    """One audit entry of `append_many`."""
+
+    decision_id: uuid.UUID
+    action: str
+    actor: Actor
+    details: dict
+
+
+_APPEND_MANY = text(
+    "SELECT new_seq FROM hitl_audit_append_many(:lock_key, :genesis, :channel, :decision_ids, :actions, :actors, :details, "
+    ":ip_addresses, :user_agents, :before_ats, :before_seqs, :after_seqs)"
+).bindparams(
+    bindparam("lock_key", type_=BigInteger()), bindparam("decision_ids", type_=ARRAY(Uuid())),
+    *(bindparam(name, type_=ARRAY(Text())) for name in (
+        "actions", "actors", "details", "ip_addresses", "user_agents", "before_ats", "before_seqs", "after_seqs",
+    )),
+)
+
+
+async def append_many(*, session: AsyncSession, entries: Sequence[Entry]) -> list[int]:
+    """Append `entries` in order in the caller's transaction, exactly as one `append` each would, and return their
+    seqs. The changes they record are written before (lock order: rows, then the chain). PostgreSQL: one call of
+    hitl_audit_append_many (migration 0006): one lock, one head read and one notification for all of them."""
+    if not entries:
+        return []
+    if session.bind.dialect.name != "postgresql":
+        return [
+            await append(session=session, decision_id=entry.decision_id, action=entry.action, actor=entry.actor, details=entry.details)
+            for entry in entries
+        ]
+    columns: dict[str, list] = {name: [] for name in (
+        "decision_ids", "actions", "actors", "details", "ip_addresses", "user_agents", "before_ats", "before_seqs", "after_seqs",
+    )}
+    for entry in entries:
+        actor = entry.actor
+        pieces = hash_pieces(
+            decision_id=entry.decision_id, action=entry.action, actor=actor.subject, details=entry.details,
+            ip_address=actor.ip_address, user_agent=actor.user_agent,
+        )
+        values = (entry.decision_id, entry.action, actor.subject, canonical_json(entry.details), actor.ip_address, actor.user_agent, *pieces)
+        for column, value in zip(columns.values(), values, strict=True):
+            column.append(value)
+    params = {"lock_key": AUDIT_LOCK_KEY, "genesis": GENESIS_HASH, "channel": EVENT_CHANNEL, **columns}
+    return list((await (await session.connection()).execute(_APPEND_MANY, params)).scalars())
+
+
 @dataclass(frozen=True)
 class ChainReport:
     valid: bool
     entries_checked: int
     first_broken_seq: int | None
+    truncated: bool = False  # the chain no longer reaches a signed checkpoint (db.services.audit_checkpoints)
 
 
 async def verify_chain(*, session: AsyncSession) -> ChainReport:

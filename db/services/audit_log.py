@@ -9,7 +9,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import AuditEntry
-from db.services import cursors
+from db.services import audit, cursors
 from db.services.patches import parse_id
 from db.services.paging import Page, fetch_page
 from db.services.validation import aware, page_size, text_field
@@ -57,6 +57,11 @@ async def page(*, session: AsyncSession, first: int | None = 100, after: str | N
         limit=limit,
         cursor_of=lambda entry: seq_cursor(entry.seq),
     )
+
+
+async def head_cursor(*, session: AsyncSession) -> str:
+    """The cursor of the newest entry (of seq 0 in an empty log): an `after` that replays nothing yet."""
+    return seq_cursor(await audit.head_seq(session=session))
 
 
 async def trails(*, session: AsyncSession, decision_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AuditEntry]]:

@@ -25,8 +25,8 @@ class NotFound(DomainError):
 class BadUserInput(DomainError):
     code = "BAD_USER_INPUT"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message, field=field)
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None) -> None:
+        super().__init__(message, field=field, index=index)
         self.field = field
 
 
@@ -37,7 +37,3 @@ class Conflict(DomainError):
         super().__init__(message, currentStatus=current_status, currentVersion=current_version)
         self.current_status = current_status
         self.current_version = current_version
-
-
-class QueryTooComplex(DomainError):
-    code = "QUERY_TOO_COMPLEX"

@@ -3,13 +3,16 @@
 import functools
 import uuid
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import Insert, Table, Update, bindparam, insert, inspect, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.enums import FINAL_STATUSES, PatchStatus
+from db.enums import FINAL_STATUS_VALUES, PatchStatus
 from db.models import Approval, Patch, column_values
 from db.services import audit
 from db.services.actor import Actor
@@ -64,7 +67,7 @@ def conflict(patch: Patch, message: str) -> Conflict:
 
 
 def require_open(patch: Patch, what: str) -> None:
-    if patch.status in {status.value for status in FINAL_STATUSES}:
+    if patch.status in FINAL_STATUS_VALUES:
         raise conflict(patch, f"cannot {what}: patch is {patch.status}")
 
 
@@ -90,10 +93,70 @@ async def record(
     )
 
 
-async def save(*, session: AsyncSession, patch: Patch) -> None:
-    """Write what changed on `patch` without an audit entry: derived flags of a change already recorded."""
-    if changes := _take_changes(patch):
-        await audit.execute(session=session, write=_update_write(patch, changes))
+class Change(NamedTuple):
+    """A recorded patch change not yet written: its writes and its audit entry (`record_many`)."""
+
+    writes: list[audit.Write]
+    entry: audit.Entry
+
+
+def prepare(*, patch: Patch, action: str, actor: Actor, details: dict, inserts: Sequence[SQLModel] = ()) -> Change:
+    """What `record` writes for this change, for `record_many`: the version bump, the patch's changed columns and
+    the change's new rows, and its audit entry."""
+    patch.version += 1
+    patch.updated_at = utcnow()
+    details = {"patchId": patch.patch_id, "status": patch.status, "version": patch.version, **details}
+    writes = [_update_write(patch, _take_changes(patch)), *map(_insert_write, inserts)]
+    return Change(writes, audit.Entry(patch.id, action, actor, details))
+
+
+async def record_many(*, session: AsyncSession, changes: Sequence[Change], before: Sequence[audit.Entry] = ()) -> None:
+    """Write many patch changes (rows locked by the caller) and their audit entries, in order: writes of one shape
+    go as one executemany, the entries (after the entries `before`, e.g. the SUBMITTED ones of new patches) as one
+    `audit.append_many`."""
+    batches: dict[object, list[dict]] = {}
+    for change in changes:
+        for write in change.writes:
+            batches.setdefault(write.statement, []).append(write.params)
+    connection = await session.connection()
+    for statement, params in batches.items():
+        await connection.execute(statement, params)
+    await audit.append_many(session=session, entries=[*before, *(change.entry for change in changes)])
+
+
+async def insert_new(*, session: AsyncSession, patch: Patch) -> bool:
+    """INSERT a new patch unless one with its patchId exists (ON CONFLICT DO NOTHING: concurrent duplicates create
+    exactly one row); True when inserted. Its columns then count as written, so a later `record` of this patch in
+    the transaction writes only what changed, as for a patch from `lock`."""
+    values = column_values(patch)
+    statement = _insert_unless_exists(session.bind.dialect.name, "id")
+    if (await (await session.connection()).execute(statement, values)).first() is None:
+        return False
+    for key, value in values.items():
+        set_committed_value(patch, key, value)
+    return True
+
+
+async def insert_many(*, session: AsyncSession, rows: Sequence[Patch]) -> set[str]:
+    """`insert_new` for many patches with distinct patchIds in one statement; returns the patchIds inserted.
+    Callers pass them in patchId order, so two batches that overlap wait on each other in one order (no deadlock)."""
+    if not rows:
+        return set()
+    statement = _insert_unless_exists(session.bind.dialect.name, "patch_id")
+    values = [column_values(row) for row in rows]
+    inserted = set((await (await session.connection()).execute(statement, values)).scalars())
+    for row, row_values in zip(rows, values, strict=True):
+        if row.patch_id in inserted:
+            for key, value in row_values.items():
+                set_committed_value(row, key, value)
+    return inserted
+
+
+async def get_by_patch_ids(*, session: AsyncSession, upstream_ids: Sequence[str]) -> dict[str, Patch]:
+    if not upstream_ids:
+        return {}
+    rows = (await session.exec(select(Patch).where(Patch.patch_id.in_(list(upstream_ids))))).all()
+    return {row.patch_id: row for row in rows}
 
 
 def _take_changes(patch: Patch) -> dict:
@@ -116,6 +179,14 @@ def _update_write(patch: Patch, changes: dict) -> audit.Write:
 def _insert_write(row: SQLModel) -> audit.Write:
     table = row.__table__
     return audit.Write(_insert_statement(table), {f"{table.name}_{name}": value for name, value in column_values(row).items()})
+
+
+@functools.cache
+def _insert_unless_exists(dialect: str, returning: str) -> Insert:
+    """INSERT … ON CONFLICT (patch_id) DO NOTHING RETURNING <column>, built once: the row's values go in as
+    parameters, so the statement is not rebuilt (30 columns coerced) and its compiled form is cached."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return dialect_insert(Patch).on_conflict_do_nothing(index_elements=["patch_id"]).returning(getattr(Patch, returning))
 
 
 @functools.lru_cache(maxsize=256)  # one per shape of change: a handful in practice

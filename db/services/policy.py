@@ -22,6 +22,11 @@ class Policy:
     auto_approve_min_labels: int = 200
     # A patch touching this many systems or more needs a LEAD (blast radius).
     escalate_affected_systems: int = 10
+    # The auto-approval guard (db.services.guard): the window of reported outcomes per model, the failures
+    # that trip it whatever the bound says, and the outcomes the bound needs before it may trip it.
+    guard_window: int = 200
+    guard_max_failures: int = 3
+    guard_min_outcomes: int = 10
 
     def describe(self) -> dict:
         return {
@@ -32,6 +37,8 @@ class Policy:
             "requiresModelWargamingAgreement": True,
             "excludesVersionBump": [VersionBump.MAJOR.value],
             "excludesRequiresEscalation": True,
+            "guard": {"windowSize": self.guard_window, "maxFailures": self.guard_max_failures, "minOutcomes": self.guard_min_outcomes,
+                      "bound": "Clopper-Pearson one-sided 95% upper bound of precision"},
         }
 
 

@@ -58,7 +58,7 @@ def _sla_condition(status: str, now: datetime):  # noqa: ANN202 - SQL expression
     raise BadUserInput("unknown slaStatus value", field="slaStatus")
 
 
-def _pending_conditions(flt: PendingFilter, now: datetime) -> list:
+def pending_conditions(flt: PendingFilter, now: datetime) -> list:
     conditions = [Patch.status.in_([status.value for status in OPEN_STATUSES])]
     if flt.priority:
         ranks = [PRIORITY_RANK[Priority(value)] for value in _enum_values(flt.priority, Priority, "priority")]
@@ -76,6 +76,17 @@ def _pending_conditions(flt: PendingFilter, now: datetime) -> list:
 
 def _typed(column, value):  # noqa: ANN001, ANN202 - bind with the column's own type (UTC, UUID storage)
     return literal(value, type_=column.type)
+
+
+def queue_seek(after: str | None, columns: tuple) -> list:
+    """The keyset condition "after this cursor" in queue order (priority rank, created_at, id) over `columns`."""
+    if after is None:
+        return []
+    rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
+    if rank not in PRIORITY_RANK.values():
+        raise BadUserInput("after is not a valid cursor", field="after")
+    key = tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id))
+    return [tuple_(*columns) > key]
 
 
 def pending_cursor(patch: Patch) -> str:
@@ -97,14 +108,8 @@ async def pending_page(
     limit = page_size(first)
     offset = int_range(offset, field="offset", low=0, high=MAX_OFFSET)
     flt = flt or PendingFilter()
-    conditions = _pending_conditions(flt, now)
-    seek = []
-    if after is not None:
-        rank, created_at, last_id = cursors.decode(after, kinds=(int, datetime, uuid.UUID))
-        if rank not in PRIORITY_RANK.values():
-            raise BadUserInput("after is not a valid cursor", field="after")
-        key = tuple_(literal(rank), _typed(Patch.created_at, created_at), _typed(Patch.id, last_id))
-        seek.append(tuple_(Patch.priority_rank, Patch.created_at, Patch.id) > key)
+    conditions = pending_conditions(flt, now)
+    seek = queue_seek(after, (Patch.priority_rank, Patch.created_at, Patch.id))
     return await fetch_page(
         session=session,
         model=Patch,
@@ -121,6 +126,12 @@ async def pending_page(
 
 async def pending_count(*, session: AsyncSession) -> int:
     return await status_counts.open_total(session=session)
+
+
+async def oldest_open_created_at(*, session: AsyncSession) -> datetime | None:
+    """When the longest-waiting open (PENDING or ESCALATED) patch was submitted; None when none is open."""
+    open_now = Patch.status.in_([status.value for status in OPEN_STATUSES])
+    return (await session.exec(select(func.min(Patch.created_at)).where(open_now))).one()
 
 
 async def patch_page(*, session: AsyncSession, first: int | None = 50, after: str | None = None, flt: PatchFilter | None = None) -> Page[Patch]:

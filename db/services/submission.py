@@ -4,12 +4,10 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.enums import PRIORITY_RANK, PatchEventKind, PatchStatus, Priority
-from db.models import Patch, column_values
+from db.models import Patch, patch_group_key
 from db.services import audit, auto_approval, patches, validation
 from db.services.actor import Actor
 from db.services.auto_approval import ActiveModel
@@ -93,7 +91,7 @@ class SubmitPatchData:
     wargaming: WargamingData | None = None
 
 
-def _build(data: SubmitPatchData, *, actor: Actor, policy: Policy) -> Patch:
+def build(data: SubmitPatchData, *, actor: Actor, policy: Policy) -> Patch:
     limits = validation.LIMITS
     upstream_id = validation.text_field(data.patch_id, field="patchId", max_length=limits["identifier"], required=True).strip()
     package = validation.text_field(data.package_name, field="packageName", max_length=limits["package"], required=True).strip()
@@ -106,11 +104,12 @@ def _build(data: SubmitPatchData, *, actor: Actor, policy: Policy) -> Patch:
         raise BadUserInput(f"unknown priority {data.priority!r}", field="priority") from None
     now = utcnow()
     deadline = sla_deadline(policy, priority.value, now)
+    cve = validation.cve_id(data.cve_id)
     return Patch(
         id=uuid.uuid4(),
         patch_id=upstream_id,
         apv_id=validation.text_field(data.apv_id, field="apvId", max_length=limits["identifier"], required=True).strip(),
-        cve_id=validation.cve_id(data.cve_id),
+        cve_id=cve,
         package_name=package,
         current_version=current,
         target_version=target,
@@ -136,55 +135,44 @@ def _build(data: SubmitPatchData, *, actor: Actor, policy: Policy) -> Patch:
         sla_at_risk_at=(now + (deadline - now) * AT_RISK_FRACTION) if deadline else None,
         version=1,
         required_approvals=required_approvals(policy, scored.severity.value),
+        group_key=patch_group_key(cve, package, target),
     )
 
 
-async def _insert_if_new(session: AsyncSession, patch: Patch) -> bool:
-    """INSERT ... ON CONFLICT (patch_id) DO NOTHING: concurrent duplicates create exactly one row."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Patch).values(**column_values(patch)).on_conflict_do_nothing(index_elements=["patch_id"]).returning(Patch.id)
-    return (await session.exec(statement)).first() is not None
+def submitted_entry(patch: Patch, actor: Actor) -> audit.Entry:
+    """The SUBMITTED audit entry of a new patch."""
+    details = {
+        "patchId": patch.patch_id,
+        "status": patch.status,
+        "version": patch.version,
+        "packageName": patch.package_name,
+        "fromVersion": patch.current_version,
+        "toVersion": patch.target_version,
+        "severity": patch.severity,
+        "priority": patch.priority,
+        "cveId": patch.cve_id,
+    }
+    return audit.Entry(patch.id, PatchEventKind.SUBMITTED.value, actor, details)
 
 
 async def submit(
     *, session: AsyncSession, actor: Actor, data: SubmitPatchData, policy: Policy, model: ActiveModel | None = None
 ) -> tuple[Patch, bool]:
-    """Queue a patch; idempotent on patchId. Returns (patch, created)."""
+    """Queue a patch; idempotent on patchId. Returns (patch, created).
+
+    The derived flags are computed before the INSERT, so a new patch costs one INSERT (ON CONFLICT DO NOTHING:
+    concurrent duplicates create exactly one row) and one audit append, plus the auto-approval when it applies."""
     actor.require("submit", "submitting a patch")
-    candidate = _build(data, actor=actor, policy=policy)
-    existing = await patches.get_by_patch_id(session=session, upstream_id=candidate.patch_id)
-    if existing is not None:
-        return existing, False
-    if candidate.ml_prediction is None and model is not None:
-        candidate.ml_prediction = {**model.predict(candidate), "source": "model"}
-    if not await _insert_if_new(session, candidate):
-        return await patches.get_by_patch_id(session=session, upstream_id=candidate.patch_id), False
-    patch = await patches.lock(session=session, patch_id=candidate.id)
-    await audit.append(
-        session=session,
-        decision_id=patch.id,
-        action=PatchEventKind.SUBMITTED.value,
-        actor=actor,
-        details={
-            "patchId": patch.patch_id,
-            "status": patch.status,
-            "version": patch.version,
-            "packageName": patch.package_name,
-            "fromVersion": patch.current_version,
-            "toVersion": patch.target_version,
-            "severity": patch.severity,
-            "priority": patch.priority,
-            "cveId": patch.cve_id,
-        },
-    )
-    await _settle(session=session, patch=patch, policy=policy, model=model)
+    patch = build(data, actor=actor, policy=policy)
+    if patch.ml_prediction is None and model is not None:
+        patch.ml_prediction = {**(await model.explain(patch)), "source": "model"}
+    threshold = auto_approval.derive_flags(patch=patch, policy=policy, model=model)
+    if not await patches.insert_new(session=session, patch=patch):
+        return await patches.get_by_patch_id(session=session, upstream_id=patch.patch_id), False
+    entry = submitted_entry(patch, actor)
+    await audit.append(session=session, decision_id=entry.decision_id, action=entry.action, actor=actor, details=entry.details)
+    await auto_approval.approve_if_allowed(session=session, patch=patch, threshold=threshold)
     return patch, True
-
-
-async def _settle(*, session: AsyncSession, patch: Patch, policy: Policy, model: ActiveModel | None) -> None:
-    """Refresh derived flags; they are part of the change just recorded, so no version bump of their own."""
-    if not await auto_approval.reevaluate(session=session, patch=patch, policy=policy, model=model):
-        await patches.save(session=session, patch=patch)
 
 
 async def record_wargaming(
@@ -196,6 +184,8 @@ async def record_wargaming(
     patches.require_open(patch, "record a wargaming result")
     previous = patch.wargaming
     patch.wargaming = result
+    # The flags the new evidence changes are written with it, in the one UPDATE of the change.
+    threshold = auto_approval.derive_flags(patch=patch, policy=policy, model=model)
     await patches.record(
         session=session,
         patch=patch,
@@ -203,5 +193,5 @@ async def record_wargaming(
         actor=actor,
         details={"wargaming": result, "replaced": previous},
     )
-    await _settle(session=session, patch=patch, policy=policy, model=model)
+    await auto_approval.approve_if_allowed(session=session, patch=patch, threshold=threshold)
     return patch

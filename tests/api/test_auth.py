@@ -6,7 +6,6 @@ Token checks do not depend on the database, so most run on SQLite only; the audi
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -14,12 +13,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from asyncio.subprocess import PIPE
 from pathlib import Path
 
-import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
@@ -27,22 +24,11 @@ from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 from graphql_api.app import ConfigurationError, create_app
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
-from tests.api.conftest import API_KEY, SECRET, Api, free_port, settings_for, start_server, token
+from tests.support.server import API_KEY, SECRET, Api, free_port, running, settings_for, token
 
 HITL = str(Path(sys.executable).with_name("hitl"))
 ME = "{ me { subject roles } }"
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Api]:
-    server, task, base, app = await start_server(settings)
-    try:
-        async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
-            yield Api(base=base, client=client, settings=settings, app=app)
-    finally:
-        server.should_exit = True
-        await task
 
 
 def b64(data: dict | bytes) -> str:
@@ -412,8 +398,18 @@ def test_create_app_refuses_a_missing_or_weak_secret(tmp_path, case):
 
 def test_create_app_accepts_a_real_secret_or_dev_mode(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path}/x.db"
-    assert create_app(Settings(_env_file=None, database_url=url, jwt_secret="k" * 32)) is not None
+    assert create_app(Settings(_env_file=None, database_url=url, jwt_secret="k" * 32, audit_checkpoint_key="c" * 32)) is not None
     assert create_app(Settings(_env_file=None, database_url=url, dev=True)) is not None  # `hitl serve --dev` generates one
+    # No checkpoints, no key needed.
+    assert create_app(Settings(_env_file=None, database_url=url, jwt_secret="k" * 32, audit_checkpoint_seconds=0)) is not None
+
+
+@pytest.mark.parametrize("case", list(BAD_SECRETS))
+def test_create_app_refuses_a_missing_or_weak_checkpoint_key(tmp_path, case):
+    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", jwt_secret="k" * 32, audit_checkpoint_key=BAD_SECRETS[case])
+    with pytest.raises(ConfigurationError, match="HITL_AUDIT_CHECKPOINT_KEY") as refused:
+        create_app(settings)
+    assert not BAD_SECRETS[case] or BAD_SECRETS[case] not in str(refused.value), "the key is never shown"
 
 
 async def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
@@ -442,7 +438,7 @@ async def test_hitl_serve_refuses_a_missing_or_weak_secret(tmp_path):
 
 
 async def test_reserved_subjects_cannot_be_claimed(api):
-    from tests.api.conftest import token as mint
+    from tests.support.server import token as mint
 
     for subject in ("system:auto-approval", "system:sla-watcher", "synthetic:generator", "service:internal"):
         body = await api.gql("{ me { subject } }", as_=mint(subject, "admin"))

@@ -14,8 +14,8 @@ import structlog
 from sqlalchemy import event
 
 from db.services import comments, decisions, submission
-from tests import factories
-from tests.api.conftest import VIEWER, Api
+from tests.support import factories
+from tests.support.server import VIEWER, Api
 
 PATCHES = 500
 MAX_STATEMENTS = 10

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.conftest import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, submit
+from tests.support.server import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, submit
 
 PATCH_FIELDS = "id status version decidedBy reason comment deploymentOutcome approvals { approver comment } comments { body parentId } auditTrail { seq action actor ipAddress userAgent }"
 
@@ -63,6 +63,8 @@ async def test_queries(api):
           pendingPatches(first: 10, filter: {priority: [CRITICAL]}) { totalCount edges { cursor node { id } } pageInfo { hasNextPage endCursor } }
           patches(filter: {status: [REJECTED]}) { totalCount edges { node { id decidedBy } } }
           analyticsSummary { totalPatches pending rejected rejectionRate autoApprovalRate mlAccuracy slaBreaches autoApprovalPrecision }
+          analyticsBreakdown(interval: WEEK) { interval decisionTimes { fromSeconds toSeconds count }
+            byPriority { priority total rejected rejectionRate } overTime { start submitted rejected rejectionRate } }
           auditLog(first: 2, filter: {actor: "svc-upstream"}) { totalCount edges { cursor node { seq action hash prevHash } } pageInfo { hasNextPage } }
           verifyAuditChain { valid entriesChecked firstBrokenSeq }
           mlModel { version }
@@ -78,6 +80,11 @@ async def test_queries(api):
     assert data["pendingPatches"]["totalCount"] == 1 and data["pendingPatches"]["edges"][0]["node"]["id"] == b["id"]
     assert data["patches"]["edges"] == [{"node": {"id": a["id"], "decidedBy": "rita"}}]
     assert data["analyticsSummary"]["totalPatches"] == 2 and data["analyticsSummary"]["rejectionRate"] == 1.0
+    breakdown = data["analyticsBreakdown"]
+    assert breakdown["interval"] == "WEEK" and sum(bucket["count"] for bucket in breakdown["decisionTimes"]) == 1
+    assert [row["priority"] for row in breakdown["byPriority"]] == ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+    assert breakdown["byPriority"][3] == {"priority": "LOW", "total": 1, "rejected": 1, "rejectionRate": 1.0}
+    assert len(breakdown["overTime"]) == 1 and breakdown["overTime"][0]["submitted"] == 2 and breakdown["overTime"][0]["rejectionRate"] == 1.0
     assert data["auditLog"]["totalCount"] == 2 and data["auditLog"]["edges"][0]["node"]["prevHash"] == "0" * 64
     assert data["verifyAuditChain"] == {"valid": True, "entriesChecked": 3, "firstBrokenSeq": None}
     assert data["mlModel"] is None and data["autoApprovalState"]["paused"] is False
@@ -125,6 +132,14 @@ async def test_conflict_carries_status_and_version(api):
     stale = await submit(api, 2)
     body = await api.gql("""mutation($id: ID!) { approvePatch(id: $id, expectedVersion: 7) { id } }""", {"id": stale["id"]}, as_=REVIEWER)
     assert body["errors"][0]["extensions"] == {"code": "CONFLICT", "currentStatus": "PENDING", "currentVersion": 1}
+    # Escalation and cancellation take expectedVersion too (the console sends it with every decision).
+    for mutation, token in (("escalatePatch", REVIEWER), ("cancelPatch", LEAD)):
+        body = await api.gql(f"""mutation($id: ID!) {{ {mutation}(id: $id, reason: "r", expectedVersion: 2) {{ id }} }}""", {"id": stale["id"]}, as_=token)
+        assert body["errors"][0]["extensions"] == {"code": "CONFLICT", "currentStatus": "PENDING", "currentVersion": 1}
+    escalated = await api.gql("""mutation($id: ID!) { escalatePatch(id: $id, reason: "r", expectedVersion: 1) { status version } }""", {"id": stale["id"]}, as_=REVIEWER)
+    assert escalated["data"]["escalatePatch"] == {"status": "ESCALATED", "version": 2}
+    cancelled = await api.gql("""mutation($id: ID!) { cancelPatch(id: $id, reason: "r", expectedVersion: 2) { status version } }""", {"id": stale["id"]}, as_=LEAD)
+    assert cancelled["data"]["cancelPatch"] == {"status": "CANCELLED", "version": 3}
 
 
 async def test_bad_input_is_rejected_and_changes_nothing(api):

@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tests.api.conftest import API_KEY, SERVICE, Api, submit, token
+from tests.support.server import API_KEY, SERVICE, Api, submit, token
 
 ROLES = ["VIEWER", "REVIEWER", "LEAD", "ADMIN", "SERVICE"]
 # Subjects differ from the submitter (svc-upstream), so separation of duties never gets in the way.
@@ -31,6 +31,15 @@ MUTATIONS = {
     "trainModel": "mutation { trainModel { version } }",
     "setAutoApprovalPaused": 'mutation { setAutoApprovalPaused(paused: true, reason: "incident") { paused } }',
     "recordDeploymentOutcome": "mutation($id: ID!) { recordDeploymentOutcome(id: $id, success: true) { id } }",
+    "activateModel": 'mutation { activateModel(version: "xgb-none") { version } }',
+    "submitPatches": SUBMIT.replace("submitPatch(input: {", "submitPatches(inputs: [{").replace("LOW})", "LOW}])"),
+    "decideGroup": "mutation($key: String!) { decideGroup(key: $key, decision: APPROVE) { applied { id } skipped { code } } }",
+    # Disabled endpoints on public addresses: nothing is sent from this test.
+    "createWebhook": 'mutation { createWebhook(input: {url: "https://1.1.1.1/hook", enabled: false}) { secret } }',
+    "updateWebhook": 'mutation($id: ID!) { updateWebhook(id: $id, input: {url: "https://1.0.0.1/hook", enabled: false}) { id } }',
+    "deleteWebhook": "mutation($id: ID!) { deleteWebhook(id: $id) }",
+    "rotateWebhookSecret": "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+    "redeliverWebhook": "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id } }",
 }
 
 
@@ -50,6 +59,16 @@ async def pending(api: Api) -> dict:
     return {"id": patch["id"]}
 
 
+async def group_of_one(api: Api) -> dict:
+    n = next(_numbers)
+    patch = await submit(api, n)
+    groups = await gql_ok(
+        api, "query($cve: String!) { patchGroups(filter: {cveId: $cve}) { edges { node { key } } } }", {"cve": f"CVE-2024-{1000 + n}"},
+        as_=SETUP_LEAD,
+    )
+    return {"id": patch["id"], "key": groups["patchGroups"]["edges"][0]["node"]["key"]}
+
+
 async def escalated(api: Api) -> dict:
     ids = await pending(api)
     await gql_ok(api, MUTATIONS["escalatePatch"], ids, as_=SETUP_LEAD)
@@ -66,6 +85,17 @@ async def approved(api: Api) -> dict:
     ids = await pending(api)
     await gql_ok(api, MUTATIONS["approvePatch"], ids, as_=SETUP_LEAD)
     return ids
+
+
+async def webhook(api: Api) -> dict:
+    data = await gql_ok(api, MUTATIONS["createWebhook"], as_=TOKENS["ADMIN"])
+    listed = await gql_ok(api, "{ webhookEndpoints { id } }", as_=TOKENS["ADMIN"])
+    assert data["createWebhook"]["secret"]
+    return {"id": listed["webhookEndpoints"][-1]["id"]}
+
+
+async def no_delivery(_api: Api) -> dict:
+    return {"id": "00000000-0000-0000-0000-0000000000ff"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,16 @@ CASES = {
     "trainModel": Case("trainModel", no_patch, frozenset({"ADMIN"}), allowed_code="CONFLICT"),
     "setAutoApprovalPaused": Case("setAutoApprovalPaused", no_patch, frozenset({"ADMIN"})),
     "recordDeploymentOutcome": Case("recordDeploymentOutcome", approved, frozenset({"SERVICE", "ADMIN"})),
+    # Permission passes for ADMIN; the registry is empty, so the version is not found.
+    "activateModel": Case("activateModel", no_patch, frozenset({"ADMIN"}), allowed_code="NOT_FOUND"),
+    "submitPatches": Case("submitPatches", no_patch, frozenset({"SERVICE", "ADMIN"})),
+    "decideGroup": Case("decideGroup", group_of_one, DECIDERS),
+    "createWebhook": Case("createWebhook", no_patch, frozenset({"ADMIN"})),
+    "updateWebhook": Case("updateWebhook", webhook, frozenset({"ADMIN"})),
+    "deleteWebhook": Case("deleteWebhook", webhook, frozenset({"ADMIN"})),
+    "rotateWebhookSecret": Case("rotateWebhookSecret", webhook, frozenset({"ADMIN"})),
+    # Permission passes for ADMIN; there is no such delivery.
+    "redeliverWebhook": Case("redeliverWebhook", no_delivery, frozenset({"ADMIN"}), allowed_code="NOT_FOUND"),
 }
 
 
@@ -171,6 +211,6 @@ async def test_a_token_without_a_known_role_may_do_nothing(api):
     body = await api.gql(QUERIES, {"id": patch["id"]}, as_=NO_ROLE)
     assert body["data"] is None and {error["extensions"]["code"] for error in body["errors"]} == {"FORBIDDEN"}
     for name, query in MUTATIONS.items():
-        body = await api.gql(query, {"id": patch["id"], "n": "R-x"} if "$" in query else None, as_=NO_ROLE)
+        body = await api.gql(query, {"id": patch["id"], "n": "R-x", "key": "0" * 32} if "$" in query else None, as_=NO_ROLE)
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", (name, body)
     assert (await snapshot(api, {"id": patch["id"]}))[0] == 1  # the submission only

@@ -5,8 +5,8 @@ import json
 import httpx
 import pytest
 
-from tests.api.conftest import API_KEY, SECRET, SERVICE, VIEWER, patch_input
-from tests.processes import serving
+from tests.support.server import API_KEY, SECRET, SERVICE, VIEWER, patch_input
+from tests.support.processes import serving
 
 pytestmark = pytest.mark.slow
 SUBMIT = "mutation SubmitFromUpstream($i: SubmitPatchInput!) { submitPatch(input: $i) { patch { auditTrail { ipAddress userAgent } } } }"

@@ -1,4 +1,4 @@
-"""python -m tests.benchmarks --quick|--full|--smoke [--only pending,approvals,subscribers,cross,ml,soak] [--out DIR]"""
+"""python -m tests.benchmarks --quick|--full|--smoke [--only pending,approvals,submissions,burst,subscribers,cross,ml,soak] [--out DIR]"""
 
 import sys
 

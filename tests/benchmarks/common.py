@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tests.pg import PG_ADMIN_DSN, pg_admin, pg_dsn as dsn_for, pg_url as url_for  # noqa: F401 - shared with tests/conftest.py
+from tests.support.pg import PG_ADMIN_DSN, pg_admin, pg_dsn as dsn_for, pg_url as url_for  # noqa: F401 - shared with tests/conftest.py
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

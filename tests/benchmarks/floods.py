@@ -109,6 +109,11 @@ class FloodGroup:
                 "errors": [e for a in answers for e in a["errors"]][:5],
                 "client_cpu_s": round(sum(a["cpu_s"] for a in answers), 2)}
 
+    async def pages(self, since: float) -> list[list[list[float]]]:
+        """Per subscriber: its live pages [receipt, totalCount] received at or after `since` (monotonic)."""
+        answers = await asyncio.gather(*(p.call({"cmd": "pages", "since": since}, 60) for p in self.processes))
+        return [pages for answer in answers for pages in answer["pages"]]
+
     async def disconnect(self, n: int) -> int:
         closed = 0
         for index, process in enumerate(self.processes):

@@ -24,14 +24,14 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.benchmarks import report, scenarios
+from tests.benchmarks import bench_webhooks, burst, report, scenarios
 from tests.benchmarks.common import dsn_for, pg_admin, pg_settings, raise_nofile_limit, url_for
 from tests.benchmarks.data import load_patches
 from tests.benchmarks.floods import kill_leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("pending", "approvals", "subscribers", "cross", "ml", "soak")
+SCENARIOS = ("pending", "approvals", "submissions", "burst", "subscribers", "cross", "webhooks", "ml", "soak")
 
 MODES: dict[str, dict] = {
     "smoke": {
@@ -42,10 +42,11 @@ MODES: dict[str, dict] = {
         "levels": [10, 20], "mutation_level": 20, "events_per_level": 3, "event_gap_s": 0.05, "stream_mutations": 5,
         "stream_rate": 5, "flood_processes": 2, "connect_timeout_s": 30, "settle_s": 0.3, "delivery_timeout_s": 10,
         "cross_events": 5, "cross_subscribers": 2, "cross_gap_s": 0.05,
-        "ml_labels": 600, "ml_calls": 30,
+        "ml_labels": 600, "ml_calls": 30, "burst_submissions": 300, "burst_subscribers": 20,
         "soak_s": 4, "soak_subscribers": 10, "soak_queue_subscribers": 2, "soak_submit_rate": 4, "soak_decide_rate": 4,
         "soak_read_rate": 8, "soak_churn_s": 1.5, "soak_sample_s": 0.5, "soak_warmup_s": 1, "soak_slope_limit": 5.0,
         "soak_rss_abort_mib": 2048,
+        "webhook_events": 100, "webhook_lag_seconds": 3, "webhook_timeout_s": 60,
     },
     "quick": {
         "describe": ("quick (< 3 min): 100k patches / 10k pending vs 300k / 30k pending (not the 1M of the target), "
@@ -58,6 +59,7 @@ MODES: dict[str, dict] = {
         "cross_events": 40, "cross_subscribers": 5, "cross_gap_s": 0.05,
         "ml_labels": 5_000, "ml_calls": 300,
         "soak_s": None,
+        "webhook_events": 2_000, "webhook_lag_seconds": 20, "webhook_timeout_s": 120,
     },
     "full": {
         "describe": ("full: 100k patches / 10k pending vs 1M / 100k pending, 1,000 / 2,000 / 5,000 / 10,000 subscribers, "
@@ -72,6 +74,7 @@ MODES: dict[str, dict] = {
         "soak_s": 1800, "soak_subscribers": 500, "soak_queue_subscribers": 20, "soak_submit_rate": 5, "soak_decide_rate": 5,
         "soak_read_rate": 20, "soak_churn_s": 30, "soak_sample_s": 10, "soak_warmup_s": 300, "soak_slope_limit": 5.0,
         "soak_rss_abort_mib": 2048,
+        "webhook_events": 10_000, "webhook_lag_seconds": 120, "webhook_timeout_s": 300,
     },
 }
 
@@ -127,7 +130,7 @@ async def _run(mode: str, selected: list[str], databases: list[str], log_dir: Pa
     out = results["scenarios"]
     small_db, large_db = databases
     try:
-        needs_db = any(s in selected for s in ("pending", "approvals", "subscribers", "cross", "soak"))
+        needs_db = any(s in selected for s in ("pending", "approvals", "submissions", "burst", "subscribers", "cross", "soak"))
         if needs_db:
             print(f"loading {cfg['small']:,} SYNTHETIC patches into {small_db} ...", flush=True)
             results["data"]["small"] = await _prepare(small_db, cfg["small"], cfg["pool"])
@@ -168,10 +171,14 @@ async def _run(mode: str, selected: list[str], databases: list[str], log_dir: Pa
             finally:
                 ctx.stop_all()
 
-        await step("pending", ("pending_page", "pending_page_scale"), lambda: scenarios.pending_page(ctx, small_db, large_db, results["data"]))
+        await step("pending", ("pending_page", "pending_page_scale", "pending_groups_page"), lambda: scenarios.pending_page(ctx, small_db, large_db, results["data"]))
         await step("approvals", ("approvals",), lambda: scenarios.approvals(ctx, small_db))
+        await step("submissions", ("submissions",), lambda: scenarios.submissions(ctx, small_db))
+        await step("burst", ("mass_cve_burst",), lambda: burst.burst(ctx, small_db))
         await step("subscribers", ("subscribers", "mutation_latency"), lambda: scenarios.subscribers(ctx, small_db))
         await step("cross", ("cross_replica",), lambda: scenarios.cross_replica(ctx, small_db))
+        await step("webhooks", ("webhook_throughput",), lambda: bench_webhooks.throughput(ctx, small_db))
+        await step("webhooks", ("webhook_lag",), lambda: bench_webhooks.lag(ctx, small_db))
         if cfg["soak_s"]:
             await step("soak", ("memory_soak",), lambda: scenarios.soak(ctx, large_db if "large" in results["data"] else small_db))
         else:

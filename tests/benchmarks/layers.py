@@ -29,10 +29,10 @@ from db.engine import Database
 from db.enums import Role
 from db.services import decisions
 from db.services.actor import Actor
-from tests.api.conftest import token
+from tests.support.server import token
 from tests.benchmarks.common import cpu_seconds, dsn_for, url_for
 from tests.benchmarks.harness import _drop, _prepare
-from tests.processes import ServeProcess
+from tests.support.processes import ServeProcess
 
 DATABASE = "hitl_bench_layers"
 APPROVE = "mutation($id: ID!) { approvePatch(id: $id) { id status version } }"

@@ -53,6 +53,10 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
     if (p := s.get("pending_page_scale")) and "figure" in p:
         add(f"same page at {p['config']['patches']:,} patches / {p['config']['pending']:,} pending",
             _lat(p["figure"]), f"{p['config']['compared_with']:,} case: " + _lat(p["baseline"]), _x(p["ratio_median"]), p["targets"][0])
+    if (p := s.get("pending_groups_page")) and "figure" in p:
+        add(f"patchGroups page of 20, {p['config']['patches']:,} patches / {p['config']['pending']:,} pending, "
+            f"{p['config']['groups_with_pending']:,} groups (median / p99)",
+            _lat(p["figure"]), "pendingPatches page of 50: " + _lat(p["baseline"]), _x(p["ratio_median"]), p["targets"][0])
     if (p := s.get("approvals")) and "figure" in p:
         f, b = p["figure"], p["baseline"]
         add("approvals/s, 16 concurrent clients", f"{f['approvals_per_s_median']:.0f}/s",
@@ -61,6 +65,11 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             f"{_lat(f['latency_ms'])}; GCs {_gc(f.get('server_gc'))}",
             "plain INSERT: " + _lat(b["latency_ms"]), _x(p["ratio_p99"]) + " (p99)",
             p["targets"][1])
+    if (p := s.get("submissions")) and "figure" in p:
+        f, b = p["figure"], p["baseline"]
+        add("submissions/s, 16 concurrent clients (server CPU per submission; median / p99 latency)",
+            f"{f['submissions_per_s_median']:.0f}/s ({f['server_cpu_ms_per_submission_median']} ms CPU; {_lat(f['latency_ms'])})",
+            f"plain INSERT: {b['inserts_per_s_median']:.0f}/s", _x(p["ratio_throughput"]), p["targets"][0])
     if (p := s.get("subscribers")) and "levels" in p:
         idle = p["baseline"]["idle_rss_mib"]
         top = max(p["levels"], key=lambda e: e["subscribers"]) if p["levels"] else None
@@ -88,6 +97,33 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
     if (p := s.get("ml_training")) and "figure" in p:
         add(f"training on {p['config']['labelled_patches']:,} labelled patches", f"{p['figure']['seconds']:.1f} s", "—", "—",
             p["targets"][0])
+    if (p := s.get("webhook_throughput")) and "figure" in p:
+        add(f"webhook events/s delivered by one replica to one local receiver ({p['config']['events']:,} events)",
+            f"{p['figure']['events_per_s']:.0f}/s ({p['figure'].get('server_cpu_ms_per_event', '—')} ms server CPU per event)", f"read from the audit table: {p['baseline']['events_per_s']:.0f}/s",
+            _x(p["ratio"]), p["targets"][0])
+    if (p := s.get("webhook_lag")) and "figure" in p:
+        add("webhook lag commit → receiver, steady 50 events/s to 5 endpoints (median / p99)", _lat(p["figure"]),
+            "LISTEN + read from the audit table: " + _lat(p["baseline"]), _x(p["ratio_p99"]) + " (p99)", p["targets"][0])
+    if (p := s.get("mass_cve_burst")) and "figure" in p:
+        f, b, t = p["figure"], p["baseline"], {target["name"]: target for target in p["targets"]}
+        insert = f"plain INSERT: {b['per_s']:.0f}/s"
+        one, batch = f["submitPatch"], f["submitPatches"]
+        add(f"mass-CVE burst: {one['submissions']:,} `submitPatch` from {p['config']['client_processes']} processes, model active, "
+            f"{p['config']['subscribers']} pendingQueue subscribers (server CPU per submission; median / p99)",
+            f"{one['per_s']:.0f}/s ({one['server_cpu_ms_per_submission']} ms; {_lat(one['latency_ms'])}); {one['errors']} errors",
+            insert, _x(p["ratio_throughput"]), t["submitPatch throughput"])
+        add("same: `submitPatch` p99", _lat(one["latency_ms"]), "plain INSERT: " + _lat(b["latency_ms"]), "—", t["submitPatch p99"])
+        add(f"same burst through `submitPatches`, batches of {p['config']['batch']}",
+            f"{batch['per_s']:.0f}/s ({batch['server_cpu_ms_per_submission']} ms); {batch['errors']} errors", insert, "—",
+            t["submitPatches throughput"])
+        add("the subscribers' exact page (totalCount = the database's) after each burst; pages per subscriber",
+            f"{one['subscribers']['exact_page_after_burst_max_ms']} / {batch['subscribers']['exact_page_after_burst_max_ms']} ms (max); "
+            f"{one['subscribers']['pages_during_burst']['max']} pages (limit {one['subscribers']['pages_limit']:.0f}), "
+            f"{batch['subscribers']['pages_during_burst']['max']} (limit {batch['subscribers']['pages_limit']:.0f})", "—", "—",
+            t["exact page after the burst"])
+        decided = f["decideGroup"]
+        add(f"`decideGroup` on a group of {decided['members']}", f"{decided['ms']} ms; {decided['audit_rows']} audit rows, "
+            f"{decided['applied']} applied, {decided['skipped']} skipped", "—", "—", t["decideGroup audit rows"])
     if (p := s.get("memory_soak")) and "figure" in p:
         f = p["figure"]
         ran = f"{f['duration_s'] / 60:.1f} of {p['config']['seconds'] / 60:.1f} min" if f.get("duration_s") else f"{p['config']['seconds'] / 60:.1f} min"

@@ -19,11 +19,11 @@ from pathlib import Path
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import API_KEY, token
-from tests.benchmarks.common import Deadline, cpu_seconds, dsn_for, latency_stats, percentile, rss_mib
+from tests.support.server import API_KEY, token
+from tests.benchmarks.common import Deadline, cpu_seconds, dsn_for, latency_stats, rss_mib
 from tests.benchmarks.floods import FloodGroup
 from tests.benchmarks.httpclient import GraphQLClient
-from tests.processes import ServeProcess
+from tests.support.processes import ServeProcess
 
 TOKEN_TTL = 6 * 3600
 HOST = "127.0.0.1"
@@ -37,6 +37,13 @@ PENDING_QUERY = """query Pending($first: Int!) {
       slaStatus slaDeadline ageSeconds createdAt version requiresEscalation autoApprovalEligible mlWargamingAgreement
       mlPrediction { confidence prediction } wargaming { validationPassed }
     } }
+  }
+}"""
+GROUPS_QUERY = """query Groups($first: Int!) {
+  patchGroups(first: $first) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { key cveId packageName targetVersion size pendingCount highestPriority oldestPendingAt } }
   }
 }"""
 APPROVE = "mutation($id: ID!) { approvePatch(id: $id) { id status version } }"
@@ -190,7 +197,7 @@ async def _sql_page(connection: asyncpg.Connection, statements: list[tuple[str, 
     return time.perf_counter() - started
 
 
-async def pending_page(ctx: Context, small_db: str, large_db: str, data: dict) -> tuple[dict, dict]:
+async def pending_page(ctx: Context, small_db: str, large_db: str, data: dict) -> tuple[dict, dict, dict]:
     cfg = ctx.config
     statements = await capture_pending_sql(small_db)
     small_server, large_server = ctx.serve_many([(small_db, "pending-small", "a"), (large_db, "pending-large", "a")])
@@ -198,7 +205,7 @@ async def pending_page(ctx: Context, small_db: str, large_db: str, data: dict) -
     viewer = token("bench-viewer", "viewer", ttl=TOKEN_TTL)
     clients = {key: GraphQLClient(HOST, server.port, token=viewer) for key, server in servers.items()}
     connections = {"small": await asyncpg.connect(dsn_for(small_db)), "large": await asyncpg.connect(dsn_for(large_db))}
-    samples = {f"{kind}_{size}": [] for kind in ("graphql", "sql") for size in ("small", "large")}
+    samples = {f"{kind}_{size}": [] for kind in ("graphql", "sql", "groups") for size in ("small", "large")}
     round_medians = {key: [] for key in samples}
     cpu = {"small": 0.0, "large": 0.0}
     try:
@@ -224,7 +231,15 @@ async def pending_page(ctx: Context, small_db: str, large_db: str, data: dict) -
                 got = [await _sql_page(connections[size], statements) for _ in range(cfg["page_reps"])]
                 samples[f"sql_{size}"] += got
                 round_medians[f"sql_{size}"].append(statistics.median(got) * 1000)
+                got = []
+                for _ in range(cfg["page_reps"]):
+                    elapsed, groups_body = await clients[size].call(GROUPS_QUERY, {"first": 20})
+                    _check(groups_body, "patchGroups")
+                    got.append(elapsed)
+                samples[f"groups_{size}"] += got
+                round_medians[f"groups_{size}"].append(statistics.median(got) * 1000)
         total = body["data"]["pendingPatches"]["totalCount"]
+        groups_total = groups_body["data"]["patchGroups"]["totalCount"]
     finally:
         for client in clients.values():
             await client.close()
@@ -269,7 +284,23 @@ async def pending_page(ctx: Context, small_db: str, large_db: str, data: dict) -
                            scale_ratio <= 1.25 if large["patches"] >= 1_000_000 else None,
                            None if large["patches"] >= 1_000_000 else "smaller data sets than the target's 1M vs 100k")],
     }
-    return first, second
+    gr_small, gr_large = stats["groups_small"], stats["groups_large"]
+    groups = {
+        "title": f"patchGroups(first: 20) over HTTP, {small['patches']:,} patches / {small['open']:,} pending",
+        "config": {"patches": small["patches"], "pending": small["open"], "groups_with_pending": groups_total,
+                   "interleaved": "each round: pending page, raw SQL, group page, on both data sets",
+                   "selection": "8 PatchGroup fields, counts and order from the database"},
+        "figure": gr_small,
+        "baseline": {"what": "the pendingPatches(first: 50) page on the same server and data, same rounds", **gq_small},
+        "at_large": {"patches": large["patches"], "pending": large["open"], **gr_large},
+        "ratio_median": ratio(gr_small["median"], gq_small["median"]),
+        "ratio_p99": ratio(gr_small["p99"], gq_small["p99"]),
+        "round_medians_ms": {k: v for k, v in spread.items() if k.startswith("groups")},
+        "targets": [target("median", "median <= 15 ms (the pending page's target)", gr_small["median"],
+                           gr_small["median"] <= 15 if small["patches"] >= 100_000 else None,
+                           None if small["patches"] >= 100_000 else "smaller data set than 100k (smoke)")],
+    }
+    return first, second, groups
 
 
 # --- 2. approvals ----------------------------------------------------------------------------------------------------
@@ -282,16 +313,16 @@ BASELINE_INSERT = """INSERT INTO bench_audit_baseline (decision_id, action, acto
 VALUES ($1, 'APPROVED', $2, now(), $3, '127.0.0.1', 'bench', $4, $5)"""
 
 
-async def _approval_round(port: int, ids: list[str], clients_n: int, seconds: float) -> dict:
-    clients = [GraphQLClient(HOST, port, token=token(f"bench-reviewer-{k}", "reviewer", ttl=TOKEN_TTL)) for k in range(clients_n)]
+async def _client_round(clients: list[GraphQLClient], items: list, seconds: float, document: str, variables) -> dict:  # noqa: ANN001
+    """Each client sends `document` with `variables(item)` for items taken from a shared pool, until the pool is
+    empty or `seconds` have passed; latencies of successes, error samples, throughput."""
     latencies, errors = [], []
-    pool = list(ids)
+    pool = list(items)
     deadline = Deadline(seconds)
 
     async def worker(client: GraphQLClient) -> None:
         while pool and not deadline.expired:
-            patch_id = pool.pop()
-            elapsed, body = await client.call(APPROVE, {"id": patch_id})
+            elapsed, body = await client.call(document, variables(pool.pop()))
             if "errors" in body:
                 errors.append(body["errors"][0].get("message", "?")[:200])
             else:
@@ -307,7 +338,12 @@ async def _approval_round(port: int, ids: list[str], clients_n: int, seconds: fl
         for client in clients:
             await client.close()
     return {"ok": len(latencies), "errors": len(errors), "error_samples": errors[:3], "seconds": elapsed,
-            "per_s": len(latencies) / elapsed if elapsed else 0.0, "latencies": latencies, "used": len(ids) - len(pool)}
+            "per_s": len(latencies) / elapsed if elapsed else 0.0, "latencies": latencies, "used": len(items) - len(pool)}
+
+
+async def _approval_round(port: int, ids: list[str], clients_n: int, seconds: float) -> dict:
+    clients = [GraphQLClient(HOST, port, token=token(f"bench-reviewer-{k}", "reviewer", ttl=TOKEN_TTL)) for k in range(clients_n)]
+    return await _client_round(clients, ids, seconds, APPROVE, lambda patch_id: {"id": patch_id})
 
 
 async def _insert_round(dsn: str, clients_n: int, seconds: float, max_rows: int) -> dict:
@@ -383,6 +419,69 @@ async def approvals(ctx: Context, database: str) -> dict:
         "ratio_p99": ratio(lat["p99"], latency_stats(ins_lat)["p99"]),
         "targets": [target("throughput", ">= 300 approvals/s", round(rate, 1), rate >= 300),
                     target("p99", "p99 <= 150 ms", lat["p99"], lat["p99"] is not None and lat["p99"] <= 150)],
+    }
+
+
+# --- 2b. submissions ---------------------------------------------------------------------------------------------------
+
+
+def submission_input(n: int, tag: str) -> dict:
+    """An upstream submission with its evidence: 1 in 10 is confident enough to be auto-approved."""
+    confident = n % 10 == 0
+    return {
+        **patch_input(n, tag),
+        "mlPrediction": {"modelVersion": "upstream-bench", "confidence": 0.99 if confident else 0.9, "prediction": True,
+                         "executionTimeMs": 1.0, "shapValues": [{"feature": "cvss_base_score", "value": 0.3}]},
+    }
+
+
+async def _submission_round(port: int, numbers: list[int], tag: str, clients_n: int, seconds: float) -> dict:
+    clients = [GraphQLClient(HOST, port, api_key=API_KEY) for _ in range(clients_n)]
+    return await _client_round(clients, numbers, seconds, SUBMIT, lambda n: {"input": submission_input(n, tag)})
+
+
+async def submissions(ctx: Context, database: str) -> dict:
+    """submitPatch from 16 clients (X-API-Key), each a new patch with upstream evidence, against the loaded queue."""
+    cfg = ctx.config
+    clients_n = 16
+    connection = await asyncpg.connect(dsn_for(database))
+    try:
+        await connection.execute(BASELINE_TABLE)
+    finally:
+        await connection.close()
+    server = ctx.serve(database, "submissions")
+    tag = uuid.uuid4().hex[:8]
+    per_round = cfg["approval_max"]
+    rounds, inserts = [], []
+    try:
+        await _submission_round(server.port, list(range(100)), f"{tag}w", clients_n, 10)  # warm-up
+        for index in range(cfg["approval_rounds"]):
+            numbers = list(range(index * per_round, (index + 1) * per_round))
+            cpu_before = cpu_seconds(server.process.pid)
+            rounds.append(await _submission_round(server.port, numbers, tag, clients_n, cfg["approval_seconds"]))
+            rounds[-1]["server_cpu_s"] = cpu_seconds(server.process.pid) - cpu_before
+            inserts.append(await _insert_round(dsn_for(database), clients_n, cfg["approval_seconds"], per_round * 4))
+    finally:
+        ctx.stop(server)
+    lat = latency_stats([x for r in rounds for x in r["latencies"]])
+    ins_lat = latency_stats([x for r in inserts for x in r["latencies"]])
+    rate = statistics.median(r["per_s"] for r in rounds)
+    base_rate = statistics.median(r["per_s"] for r in inserts)
+    cpu_per = [r["server_cpu_s"] / max(r["ok"] + r["errors"], 1) for r in rounds]
+    return {
+        "title": "submitPatch over HTTP, 16 concurrent clients (each a new patch with upstream prediction and wargaming)",
+        "config": {"clients": clients_n, "rounds": len(rounds), "round_seconds_max": cfg["approval_seconds"],
+                   "round_submissions_max": per_round, "server": "1 hitl serve worker, DB pool 2..10",
+                   "mix": "1 in 10 auto-approved on submission (confidence 0.99), the rest queued"},
+        "figure": {"submissions_per_s_median": round(rate, 1), "per_round_per_s": [round(r["per_s"], 1) for r in rounds],
+                   "latency_ms": lat, "errors": sum(r["errors"] for r in rounds),
+                   "server_cpu_ms_per_submission_median": round(statistics.median(cpu_per) * 1000, 2),
+                   "error_samples": [e for r in rounds for e in r["error_samples"]][:3]},
+        "baseline": {"what": "plain INSERT of an audit-like row (autocommit), 16 concurrent asyncpg connections",
+                     "inserts_per_s_median": round(base_rate, 1), "latency_ms": ins_lat},
+        "ratio_throughput": ratio(rate, base_rate),
+        "ratio_p99": ratio(lat["p99"], ins_lat["p99"]),
+        "targets": [target("throughput", "measured only (no target)", round(rate, 1), None)],
     }
 
 

@@ -8,7 +8,7 @@ more CPU per message, and on two cores that would show up as server latency. Eve
 filed under the event's `seq`. Loopback only; every wait is bounded.
 
 Commands: connect {n, host, port, token, query, variables}, count {seq}, times {seq}, status,
-disconnect {n}, exit.
+pages {since} (live pages: receipt and totalCount, per subscriber), disconnect {n}, exit.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class Subscriber(asyncio.Protocol):
         self.handshaken = False
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.pages: list[tuple[float, int]] = []  # (receipt, totalCount) of live pages (pendingQueue, pendingGroups)
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -127,7 +128,13 @@ class Subscriber(asyncio.Protocol):
                 return
 
     def _message(self, payload: bytes, stamp: float) -> None:
-        if b'"type":"next"' in payload:
+        if b'"type":"next"' in payload and b'"totalCount":' in payload:
+            start = end = payload.find(b'"totalCount":') + 13
+            while end < len(payload) and 48 <= payload[end] <= 57:
+                end += 1
+            if len(self.pages) < KEEP_SEQS:
+                self.pages.append((stamp, int(payload[start:end])))
+        elif b'"type":"next"' in payload:
             index = payload.find(b'"seq":')
             if index >= 0:
                 start = index + 6
@@ -218,6 +225,8 @@ class Flood:
             return {"times": self.stats.by_seq.get(command["seq"], [])}
         if kind == "status":
             return self.status()
+        if kind == "pages":  # each subscriber's live pages received at or after `since`
+            return {"pages": [[page for page in s.pages if page[0] >= command["since"]] for s in self.subscribers]}
         if kind == "disconnect":
             return self.disconnect(command["n"])
         raise ValueError(f"unknown command {kind!r}")

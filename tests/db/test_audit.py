@@ -1,9 +1,7 @@
 """The hash chain: verifies after many operations, pinpoints tampering, refuses UPDATE/DELETE."""
 
-import asyncio
 import hashlib
 import json
-import random
 import uuid
 from datetime import timezone
 
@@ -15,52 +13,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from db.enums import Role
-from db.services import audit, auto_approval, comments, decisions, submission
+from db.services import audit
 from db.services.actor import Actor
-from db.services.errors import DomainError
 from db.services import audit_log
 from db.models import GENESIS_HASH, AuditEntry
-from tests.factories import ADMIN, LEAD, POLICY, SERVICE, passing_wargaming, patch_data, submit
+from tests.support.waiting import eventually
+from tests.support.factories import mixed_operations, submit
 
-
-async def _mixed_operations(db, count: int) -> None:
-    rng = random.Random(7)
-    reviewers = [Actor(f"rev-{i}", frozenset({Role.REVIEWER})) for i in range(5)]
-    open_ids: list[str] = []
-    done = 0
-    while done < count:
-        choice = rng.random()
-        try:
-            async with db.write() as session:
-                if choice < 0.3 or not open_ids:
-                    patch, _ = await submission.submit(
-                        session=session, actor=SERVICE, data=patch_data(), policy=POLICY
-                    )
-                    open_ids.append(str(patch.id))
-                elif choice < 0.45:
-                    await submission.record_wargaming(
-                        session=session, actor=SERVICE, patch_id=rng.choice(open_ids), data=passing_wargaming(), policy=POLICY
-                    )
-                elif choice < 0.65:
-                    await comments.add(session=session, actor=rng.choice(reviewers), patch_id=rng.choice(open_ids), body="looks fine")
-                elif choice < 0.8:
-                    target = open_ids.pop(rng.randrange(len(open_ids)))
-                    await decisions.approve(session=session, actor=rng.choice(reviewers), patch_id=target)
-                elif choice < 0.9:
-                    target = open_ids.pop(rng.randrange(len(open_ids)))
-                    await decisions.reject(session=session, actor=LEAD, patch_id=target, reason="no")
-                elif choice < 0.97:
-                    await decisions.escalate(session=session, actor=LEAD, patch_id=rng.choice(open_ids), reason="look")
-                else:
-                    await auto_approval.set_paused(session=session, actor=ADMIN, paused=rng.random() < 0.5, reason="drill")
-            done += 1
-        except DomainError:
-            pass  # an expected refusal (e.g. escalating an escalated patch) writes nothing
 
 
 @pytest.mark.slow
 async def test_chain_verifies_after_1000_operations_and_pinpoints_tampering(database):
-    await _mixed_operations(database, 1000)
+    await mixed_operations(database, 1000)
     async with database.read() as session:
         report = await audit.verify_chain(session=session)
         head = await audit.head_seq(session=session)
@@ -158,13 +122,15 @@ async def test_server_side_appends_verify_keep_seq_and_time_in_step_and_notify_a
             async with pg_database.write() as session:
                 await audit.append(session=session, decision_id=uuid.uuid4(), action="COMMENTED", actor=odd, details=details)
                 raise RuntimeError("rolled back")
-        await asyncio.sleep(0.2)
+        async with pg_database.write() as session:  # notifications leave in commit order: this one's arrival is the end
+            seqs.append(await audit.append(session=session, decision_id=uuid.uuid4(), action="COMMENTED", actor=odd, details=details))
+        await eventually(lambda: len(heard) >= len(seqs), what="the notifications of every committed append")
     finally:
         await listener.close()
     async with pg_database.read() as session:
         report = await audit.verify_chain(session=session)
         rows = (await audit_log.after_seq(session=session, seq=0, limit=100))
-    assert report.valid and report.entries_checked == 20 and seqs == list(range(1, 21))
+    assert report.valid and report.entries_checked == 21 and seqs == list(range(1, 22))
     assert [row.at for row in rows] == sorted(row.at for row in rows)
     assert rows[0].actor == odd.subject and rows[0].details == details and rows[0].user_agent == odd.user_agent
     assert [json.loads(payload)["seq"] for payload in heard] == seqs

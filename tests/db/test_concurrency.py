@@ -9,7 +9,7 @@ from db.models import AuditEntry, Patch
 from db.services import audit, decisions, submission
 from db.services.actor import Actor
 from db.services.errors import Conflict
-from tests.factories import POLICY, SERVICE, patch_data, submit
+from tests.support.factories import POLICY, SERVICE, patch_data, submit
 
 FINAL_ACTIONS = {"APPROVED", "REJECTED"}
 

@@ -10,7 +10,7 @@ from db.services import decisions, queue
 from db.services.errors import BadUserInput
 from db.services.queue import PatchFilter, PendingFilter
 from db.types import utcnow
-from tests.factories import LEAD, REVIEWER, submit
+from tests.support.factories import LEAD, REVIEWER, submit
 
 SEVERITIES = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 RANK = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}

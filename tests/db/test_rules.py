@@ -12,7 +12,7 @@ from db.services import analytics, audit_log, auto_approval, decisions, sla, sub
 from db.services.errors import Forbidden
 from db.services.policy import Policy
 from db.types import utcnow
-from tests.factories import ADMIN, LEAD, POLICY, REVIEWER, SERVICE, confident_prediction, passing_wargaming, submit
+from tests.support.factories import ADMIN, LEAD, POLICY, REVIEWER, SERVICE, confident_prediction, passing_wargaming, submit
 
 
 async def test_auto_approval_on_submission(database):

@@ -1,6 +1,6 @@
 from db.enums import PatchStatus
 from db.services import audit, decisions
-from tests.factories import REVIEWER, submit
+from tests.support.factories import REVIEWER, submit
 
 
 async def test_submit_and_approve(database):

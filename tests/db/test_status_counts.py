@@ -13,10 +13,9 @@ from db.enums import PatchStatus
 from db.migrate import alembic_config, upgrade
 from db.models import Patch, PatchStatusDelta
 from db.services import decisions, queue, status_counts
-from tests.conftest import _off_loop
-from tests.db.test_audit import _mixed_operations
-from tests.factories import LEAD, REVIEWER, submit
-from tests.pg import pg_admin, pg_url
+from tests.support.databases import off_loop
+from tests.support.factories import LEAD, REVIEWER, mixed_operations, submit
+from tests.support.pg import pg_admin, pg_url
 
 
 async def _counted(db) -> tuple[Counter, Counter]:
@@ -30,7 +29,7 @@ async def _counted(db) -> tuple[Counter, Counter]:
 
 
 async def test_counts_follow_every_kind_of_change_and_survive_compaction(database):
-    await _mixed_operations(database, 300)
+    await mixed_operations(database, 300)
     kept, table = await _counted(database)
     assert kept == table and sum(table.values()) > 50
     async with database.write() as session:
@@ -101,7 +100,7 @@ async def test_migration_counts_the_patches_that_already_exist():
     await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     try:
         # Written by today's code, then taken back to the 0001 schema (no triggers, no counts), then upgraded.
-        _off_loop(upgrade, pg_url(name), "head")
+        off_loop(upgrade, pg_url(name), "head")
         from db.engine import Database
 
         db = Database.from_url(pg_url(name))
@@ -112,8 +111,8 @@ async def test_migration_counts_the_patches_that_already_exist():
                 await decisions.reject(session=session, actor=LEAD, patch_id=str((await submit(db)).id), reason="no")
         finally:
             await db.dispose()
-        _off_loop(command.downgrade, alembic_config(pg_url(name)), "0001")
-        _off_loop(upgrade, pg_url(name), "head")
+        off_loop(command.downgrade, alembic_config(pg_url(name)), "0001")
+        off_loop(upgrade, pg_url(name), "head")
         db = Database.from_url(pg_url(name))
         try:
             assert await _counted(db) == (Counter({"PENDING": 4, "REJECTED": 1}),) * 2

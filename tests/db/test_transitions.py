@@ -8,7 +8,7 @@ from db.services import comments, decisions, submission
 from db.services.errors import Conflict, Forbidden, NotFound
 from db.services import audit, audit_log, patches
 from db.services.errors import BadUserInput
-from tests.factories import (
+from tests.support.factories import (
     ADMIN,
     LEAD,
     POLICY,

@@ -7,7 +7,7 @@ from db.models import AuditEntry, Patch
 from db.services import comments, decisions, submission
 from db.services.errors import BadUserInput
 from db.services.submission import PredictionData, WargamingData
-from tests.factories import POLICY, REVIEWER, SERVICE, patch_data, submit
+from tests.support.factories import POLICY, REVIEWER, SERVICE, patch_data, submit
 
 MB = "x" * (1024 * 1024)
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.deploy import OVERLAYS, build_overlay, build_overlay_text, run, tool
+from tests.support.deploy import OVERLAYS, build_overlay, build_overlay_text, run, tool
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy import APP, DEPLOY, IMAGE, NAMESPACE, ROOT, build_overlay_text, kubectl, run, tool
+from tests.support.deploy import APP, DEPLOY, IMAGE, NAMESPACE, ROOT, build_overlay_text, kubectl, run, tool
 
 SCRIPTS = [DEPLOY / "deploy.sh", ROOT / "scripts" / "install-deploy-tools.sh"]
 
@@ -86,12 +86,35 @@ FAKE_KUBECTL = textwrap.dedent(
         value = secret.get(key)
         out("" if value is None else base64.b64encode(value.encode()).decode())
     if args[:2] == ["get", "crd"]:
-        out("crds\n") if state.get("crds", True) else fail("NotFound")
+        wanted = "eso_crds" if "externalsecrets.external-secrets.io" in args else "crds"
+        out("crds\n") if state.get(wanted, True) else fail("NotFound")
     if args[:1] == ["apply"]:
         src = args[args.index("-f") + 1]
-        name = "applied-dry-run.yaml" if "--dry-run=server" in args else "applied.yaml"
+        if "-l" in args:
+            assert args[args.index("-l") + 1] == "app.kubernetes.io/component=secrets", args
+            name = "applied-secrets.yaml"
+        else:
+            name = "applied-dry-run.yaml" if "--dry-run=server" in args else "applied.yaml"
         shutil.copy(src, state_dir / name)
+        if name == "applied.yaml":  # the migration Job starts; it ends as the test says
+            import re
+            for job in re.findall(r"^  name: (hitl-patch-service-db-migrate-[a-z0-9]+)$", open(src).read(), re.M):
+                state.setdefault("jobs", {}).setdefault(job, state.get("migration", "Complete"))
+            (state_dir / "state.json").write_text(json.dumps(state))
         out("applied\n")
+    if args[:2] == ["get", "job"]:
+        assert "jsonpath={range .status.conditions[*]}{.type}={.status}{\" \"}{end}" in args, args
+        outcome = state.get("jobs", {}).get(args[2])
+        if outcome is None:
+            fail('Error from server (NotFound): jobs.batch "%s" not found' % args[2])
+        out("" if outcome == "Running" else outcome + "=True ")
+    if args[:2] == ["delete", "job"]:
+        del state["jobs"][args[2]]
+        (state_dir / "state.json").write_text(json.dumps(state))
+        out("job.batch deleted\n")
+    if args[:1] == ["wait"]:
+        assert "externalsecret" in args and "--for=condition=Ready" in args, args
+        out("condition met\n") if state.get("eso_ready", True) else fail("timed out waiting for the condition")
     if args[:2] == ["rollout", "status"]:
         out("deployment successfully rolled out\n") if state.get("rollout_ok", True) else fail("timed out")
     fail("fake kubectl: unexpected arguments %r" % (args,), 99)
@@ -99,13 +122,19 @@ FAKE_KUBECTL = textwrap.dedent(
 ).lstrip()
 
 GOOD_SECRETS = {
-    "postgres-immunity-secret": {"username": "maximus", "password": secrets.token_urlsafe(32)},
-    "hitl-api-keys": {"jwt-secret": secrets.token_urlsafe(64), "internal-api-key": secrets.token_urlsafe(32)},
+    "postgres-immunity-secret": {"username": "hitl_app", "password": secrets.token_urlsafe(32)},
+    "postgres-immunity-owner-secret": {"username": "maximus", "password": secrets.token_urlsafe(32)},
+    "hitl-api-keys": {
+        "jwt-secret": secrets.token_urlsafe(64), "internal-api-key": secrets.token_urlsafe(32),
+        "audit-checkpoint-key": secrets.token_urlsafe(48),
+    },
 }
+APP_DB, OWNER_DB, API_KEYS = "postgres-immunity-secret", "postgres-immunity-owner-secret", "hitl-api-keys"
 
 
 class FakeCluster:
-    def __init__(self, tmp_path: Path, **state):
+    def __init__(self, tmp_path: Path, *, deploy_dir: Path = DEPLOY, **state):
+        self.deploy_dir = deploy_dir
         self.dir = tmp_path / "kube"
         self.dir.mkdir()
         bin_dir = tmp_path / "bin"
@@ -124,7 +153,7 @@ class FakeCluster:
 
     def deploy(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["bash", str(DEPLOY / "deploy.sh"), *args], capture_output=True, text=True, timeout=120,
+            ["bash", str(self.deploy_dir / "deploy.sh"), *args], capture_output=True, text=True, timeout=120,
             env={**self.env, **env}, stdin=subprocess.DEVNULL,
         )
 
@@ -163,6 +192,16 @@ def test_staging_deploy_applies_the_overlay_and_waits(tmp_path):
     assert ["rollout", "status", f"deployment/{APP}", "-n", NAMESPACE, "--timeout=10m"] in cluster.calls
     apply_at = next(i for i, c in enumerate(cluster.calls) if c[0] == "apply")
     assert all(c[:2] != ["get", "secret"] for c in cluster.calls[apply_at:]), "secrets are checked before applying"
+    checked = {(c[2], c[c.index("-o") + 1]) for c in cluster.calls if c[:2] == ["get", "secret"]}
+    assert {secret for secret, _ in checked} == {APP_DB, OWNER_DB, API_KEYS}
+    assert (API_KEYS, "jsonpath={.data.audit-checkpoint-key}") in checked
+    # The migration Job of this release is waited for after the apply and before the rollout.
+    job = _migration_job("staging")
+    job_waits = [i for i, c in enumerate(cluster.calls) if c[:3] == ["get", "job", job]]
+    rollout_at = next(i for i, c in enumerate(cluster.calls) if c[0] == "rollout")
+    assert job_waits and apply_at < job_waits[-1] < rollout_at, cluster.calls
+    assert not any(c[:2] == ["delete", "job"] for c in cluster.calls), "nothing to retry"
+    assert "migrations done" in proc.stdout
     assert f"kubectl rollout undo deployment/{APP} -n {NAMESPACE}" in proc.stdout
     assert "curl -fsS http://localhost:8027/ready" in proc.stdout
     assert "test-cluster" in proc.stdout
@@ -174,23 +213,28 @@ def test_staging_deploy_applies_the_overlay_and_waits(tmp_path):
     [
         ({}, "Secret postgres-immunity-secret is missing"),
         ({"postgres-immunity-secret": GOOD_SECRETS["postgres-immunity-secret"]}, "Secret hitl-api-keys is missing"),
-        ({**GOOD_SECRETS, "hitl-api-keys": {"jwt-secret": "CHANGE_ME_" + "x" * 40,
-                                            "internal-api-key": GOOD_SECRETS["hitl-api-keys"]["internal-api-key"]}},
+        ({**GOOD_SECRETS, "hitl-api-keys": {**GOOD_SECRETS["hitl-api-keys"], "jwt-secret": "CHANGE_ME_" + "x" * 40}},
          "'jwt-secret' holds a placeholder"),
         ({**GOOD_SECRETS, "postgres-immunity-secret": {"username": "maximus", "password": "short"}},
          "'password' is shorter than 16"),
-        ({**GOOD_SECRETS, "hitl-api-keys": {"jwt-secret": GOOD_SECRETS["hitl-api-keys"]["jwt-secret"]}},
+        ({**GOOD_SECRETS, "hitl-api-keys": {k: v for k, v in GOOD_SECRETS["hitl-api-keys"].items() if k != "internal-api-key"}},
          "no key 'internal-api-key'"),
         ({**GOOD_SECRETS, "postgres-immunity-secret": {"username": "maximus", "password": "password"}},
          "placeholder"),
         ({**GOOD_SECRETS, "postgres-immunity-secret": {"username": "<username>", "password": secrets.token_hex(16)}},
          "'username' holds a placeholder"),
-        ({**GOOD_SECRETS, "hitl-api-keys": {"jwt-secret": "REPLACE-with-openssl-rand-base64-64-output-please",
-                                            "internal-api-key": GOOD_SECRETS["hitl-api-keys"]["internal-api-key"]}},
+        ({**GOOD_SECRETS, "hitl-api-keys": {**GOOD_SECRETS["hitl-api-keys"], "jwt-secret": "REPLACE-with-openssl-rand-base64-64-output-please"}},
          "'jwt-secret' holds a placeholder"),
+        ({key: value for key, value in GOOD_SECRETS.items() if key != OWNER_DB}, f"Secret {OWNER_DB} is missing"),
+        ({**GOOD_SECRETS, OWNER_DB: {**GOOD_SECRETS[OWNER_DB], "username": "hitl_app"}}, "name the same database user"),
+        ({**GOOD_SECRETS, OWNER_DB: {**GOOD_SECRETS[OWNER_DB], "password": "short"}}, "'password' is shorter than 16"),
+        ({**GOOD_SECRETS, API_KEYS: {k: v for k, v in GOOD_SECRETS[API_KEYS].items() if k != "audit-checkpoint-key"}},
+         "no key 'audit-checkpoint-key'"),
+        ({**GOOD_SECRETS, API_KEYS: {**GOOD_SECRETS[API_KEYS], "audit-checkpoint-key": secrets.token_hex(10)}}, "'audit-checkpoint-key' is shorter than 32"),
     ],
     ids=["none", "api-keys-missing", "placeholder-jwt", "short-password", "missing-key", "password-is-password",
-         "placeholder-username", "replace-me-jwt"],
+         "placeholder-username", "replace-me-jwt", "owner-missing", "owner-is-the-app", "owner-password-short",
+         "checkpoint-key-missing", "checkpoint-key-short"],
 )
 def test_refuses_missing_or_placeholder_secrets(tmp_path, secrets_state, message):
     cluster = FakeCluster(tmp_path, secrets=secrets_state)
@@ -198,9 +242,9 @@ def test_refuses_missing_or_placeholder_secrets(tmp_path, secrets_state, message
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "refusing to deploy" in proc.stderr
-    assert "openssl rand" in proc.stderr, "must show how to create the secrets"
+    assert "openssl rand" in proc.stderr and OWNER_DB in proc.stderr, "must show how to create the secrets"
     assert cluster.applied is None and not any(c[0] == "apply" for c in cluster.calls)
-    _no_secret_leaked(proc, ["CHANGE_ME_" + "x" * 40])
+    _no_secret_leaked(proc, ["CHANGE_ME_" + "x" * 40, *(v for s in GOOD_SECRETS.values() for v in s.values() if len(v) > 10)])
 
 
 def test_production_needs_confirmation_without_a_terminal(tmp_path):
@@ -266,7 +310,85 @@ def test_failed_rollout_prints_rollback(tmp_path):
     proc = cluster.deploy("staging")
     assert proc.returncode != 0
     assert f"kubectl rollout undo deployment/{APP} -n {NAMESPACE}" in proc.stderr
-    assert "-c db-migrate" in proc.stderr
+    assert f"kubectl logs -n {NAMESPACE} job/{_migration_job('staging')}" in proc.stderr
+
+
+def _migration_job(overlay: str) -> str:
+    (job,) = [d["metadata"]["name"] for d in yaml.safe_load_all(build_overlay_text(overlay)) if d and d["kind"] == "Job"]
+    return job
+
+
+@pytest.mark.parametrize("outcome", ["Failed", "Running"])
+def test_a_migration_that_fails_or_hangs_stops_before_the_rollout(tmp_path, outcome):
+    cluster = FakeCluster(tmp_path, migration=outcome)
+    proc = cluster.deploy("staging", MIGRATION_TIMEOUT="2", MIGRATION_POLL="1")
+    assert proc.returncode != 0
+    assert f"migration Job {_migration_job('staging')} failed or timed out" in proc.stderr
+    assert f"kubectl logs -n {NAMESPACE} job/{_migration_job('staging')}" in proc.stderr
+    assert not any(c[0] == "rollout" for c in cluster.calls)
+
+
+def test_a_failed_job_of_the_same_release_is_deleted_so_that_it_runs_again(tmp_path):
+    job = _migration_job("staging")
+    cluster = FakeCluster(tmp_path, jobs={job: "Failed", "hitl-patch-service-db-migrate-older": "Failed"})
+    proc = cluster.deploy("staging")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    delete_at = cluster.calls.index(["delete", "job", job, "-n", NAMESPACE, "--wait=true"])
+    apply_at = next(i for i, c in enumerate(cluster.calls) if c[0] == "apply")
+    assert delete_at < apply_at
+    assert [c for c in cluster.calls if c[:2] == ["delete", "job"]] == [cluster.calls[delete_at]], "other releases' Jobs are left alone"
+
+
+def test_a_completed_job_of_the_same_release_is_kept(tmp_path):
+    cluster = FakeCluster(tmp_path, jobs={_migration_job("staging"): "Complete"})
+    proc = cluster.deploy("staging")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not any(c[:2] == ["delete", "job"] for c in cluster.calls)
+
+
+def _deploy_copy(tmp_path: Path) -> Path:
+    """A copy of deploy/ to change an overlay the way an operator would (deploy.sh finds kustomize beside it)."""
+    import shutil
+
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns(".test-overlay-*", ".image-tag.*"))
+    return copy
+
+
+def test_external_secrets_are_applied_and_synced_before_the_secrets_are_checked(tmp_path):
+    copy = _deploy_copy(tmp_path)
+    overlay = copy / "kustomize" / "overlays" / "staging" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text().replace("  - ../../components/monitoring\n", "  - ../../components/monitoring\n  - ../../components/external-secrets\n"))
+    cluster = FakeCluster(tmp_path, deploy_dir=copy)
+    proc = cluster.deploy("staging")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    only_secrets = [c for c in cluster.calls if c[0] == "apply" and "-l" in c]
+    waited = [c for c in cluster.calls if c[0] == "wait"]
+    first_check = next(i for i, c in enumerate(cluster.calls) if c[:2] == ["get", "secret"])
+    assert only_secrets and waited and cluster.calls.index(waited[0]) < first_check, cluster.calls
+    assert ["get", "crd", "externalsecrets.external-secrets.io"] in cluster.calls
+
+    for name, state, refusal in (
+        ("not-synced", {"eso_ready": False}, "ExternalSecrets did not become Ready"),
+        ("no-operator", {"eso_crds": False}, "External Secrets Operator CRDs are not installed"),
+    ):
+        (tmp_path / name).mkdir()
+        refused = FakeCluster(tmp_path / name, deploy_dir=copy, **state)
+        proc = refused.deploy("staging")
+        assert proc.returncode != 0 and refusal in proc.stderr, name
+        assert refused.applied is None, name
+
+
+def test_refuses_a_migration_job_that_would_migrate_another_database(tmp_path):
+    """An overlay that breaks the copy of POSTGRES_* into the Job's ConfigMap is caught before anything is applied."""
+    copy = _deploy_copy(tmp_path)
+    component = copy / "kustomize" / "components" / "migrations" / "kustomization.yaml"
+    text = component.read_text()
+    component.write_text(text[: text.index("replacements:")])
+    cluster = FakeCluster(tmp_path, deploy_dir=copy)
+    proc = cluster.deploy("staging")
+    assert proc.returncode != 0 and "would use another POSTGRES_HOST than the service" in proc.stderr
+    assert not any(c[0] == "apply" for c in cluster.calls)
 
 
 def test_rendered_overlays_carry_no_secret():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy import ROOT, clean_app_env, free_port, http_get, run, start_app, stop_app, uv_command
+from tests.support.deploy import ROOT, clean_app_env, free_port, http_get, run, start_app, stop_app, uv_command
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -238,6 +238,7 @@ def test_dockerfile_install_steps_produce_a_serving_app(tmp_path):
     env_vars = clean_app_env(
         HITL_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db",
         HITL_JWT_SECRET=secrets.token_hex(32),
+        HITL_AUDIT_CHECKPOINT_KEY=secrets.token_hex(32),
         PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
         PYTHONDONTWRITEBYTECODE=run_env.get("PYTHONDONTWRITEBYTECODE", "1"),
         HOME=str(tmp_path),
@@ -250,6 +251,10 @@ def test_dockerfile_install_steps_produce_a_serving_app(tmp_path):
         status, body = http_get(base + "/ready")
         assert status == 200, body
         assert http_get(base + "/health")[0] == 200
+        # the wheel carries the reviewer console and GraphiQL's assets (package data, not only modules)
+        status, page = http_get(base + "/console/")
+        assert status == 200 and 'src="assets/app/main.js"' in page
+        assert http_get(base + "/console/assets/vendor/graphiql/graphiql.min.js")[0] == 200
         # the image's HEALTHCHECK command succeeds against it
         health_cmd = exec_form(runtime.all("HEALTHCHECK")[0].split("CMD", 1)[1].strip())
         port = base.rsplit(":", 1)[1]

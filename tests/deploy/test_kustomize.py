@@ -8,17 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy import (
+from tests.support.deploy import (
     APP,
     IMAGE,
     KUSTOMIZE,
     NAMESPACE,
     OVERLAYS,
+    build_layer,
     build_overlay,
     build_overlay_text,
     find,
     find_all,
     run,
+    secret_refs,
     tool,
 )
 
@@ -26,7 +28,7 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 EXPECTED_KINDS = {
     "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Service", "Deployment", "CronJob",
     "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress",
-    "ServiceMonitor", "PrometheusRule",
+    "ServiceMonitor", "PrometheusRule", "Job",
 }
 # Every setting the service reads that is not a secret (API.md + deployment brief).
 CONFIG_KEYS = {
@@ -34,14 +36,26 @@ CONFIG_KEYS = {
     "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE", "HITL_AUTO_APPROVE_MIN_CONFIDENCE",
     "HITL_AUTO_APPROVE_TARGET_PRECISION", "HITL_REQUIRED_APPROVALS_CRITICAL",
     "HITL_SLA_SECONDS_CRITICAL", "HITL_SLA_SECONDS_HIGH", "HITL_SLA_SECONDS_MEDIUM", "HITL_SLA_SECONDS_LOW",
-    "HITL_GRAPHQL_INTROSPECTION", "HITL_GRAPHIQL", "HITL_CORS_ORIGINS", "HITL_WS_ALLOWED_ORIGINS",
+    "HITL_GRAPHQL_INTROSPECTION", "HITL_GRAPHIQL", "HITL_CONSOLE", "HITL_CORS_ORIGINS", "HITL_WS_ALLOWED_ORIGINS",
     "HITL_LOG_LEVEL", "HITL_LOG_FORMAT", "HITL_FORWARDED_ALLOW_IPS", "HITL_SHUTDOWN_GRACE_SECONDS",
+    "HITL_AUDIT_CHECKPOINT_SECONDS",
 }
 SECRET_ENV = {
     "POSTGRES_USER": ("postgres-immunity-secret", "username"),
     "POSTGRES_PASSWORD": ("postgres-immunity-secret", "password"),
     "HITL_JWT_SECRET": ("hitl-api-keys", "jwt-secret"),
     "HITL_INTERNAL_API_KEY": ("hitl-api-keys", "internal-api-key"),
+    "HITL_AUDIT_CHECKPOINT_KEY": ("hitl-api-keys", "audit-checkpoint-key"),
+}
+APP_SECRET, OWNER_SECRET, API_KEYS = "postgres-immunity-secret", "postgres-immunity-owner-secret", "hitl-api-keys"
+# The closing note of issue 21: which Secret (and key) each workload's container reads.
+SECRET_REFS = {
+    ("Deployment", "hitl-service"): {
+        (APP_SECRET, "username"), (APP_SECRET, "password"),
+        (API_KEYS, "jwt-secret"), (API_KEYS, "internal-api-key"), (API_KEYS, "audit-checkpoint-key"),
+    },
+    ("CronJob", "ml-train"): {(APP_SECRET, "username"), (APP_SECRET, "password")},
+    ("Job", "db-migrate"): {(OWNER_SECRET, "username"), (OWNER_SECRET, "password"), (APP_SECRET, "username"), (APP_SECRET, "password")},
 }
 HOSTS = {
     "staging": {"hitl-staging.maximus.ai"},
@@ -198,7 +212,8 @@ def test_deployment(overlay):
     needed = int(pre_stop[1]) + int(config["HITL_SHUTDOWN_GRACE_SECONDS"])
     assert pod["terminationGracePeriodSeconds"] > needed, "grace period too short for preStop + WebSocket drain"
 
-    for c in pod["initContainers"] + pod["containers"]:
+    assert "initContainers" not in pod, "migrations run in the Job (components/migrations), never in the app's pods"
+    for c in pod["containers"]:
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True
@@ -212,10 +227,80 @@ def test_deployment(overlay):
             assert env[var]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": key}, var
         assert not any("value" in e and e["name"] in SECRET_ENV for e in c["env"]), "no literal secret values"
 
-    # Migrations run before the server starts, from the same image.
-    (migrate,) = pod["initContainers"]
-    assert migrate["command"] == ["hitl", "db", "upgrade"]
-    assert migrate["image"] == container["image"]
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secret_references_per_workload(overlay):
+    """The service and its training job connect as the restricted role; only the migration Job holds the owner's
+    credentials (and the application role's, to create it)."""
+    docs = build_overlay(overlay)
+    rendered = {
+        (workload["kind"], container): refs
+        for kind in ("Deployment", "CronJob", "Job")
+        for workload in find_all(docs, kind)
+        for container, refs in secret_refs(workload).items()
+    }
+    assert rendered == SECRET_REFS
+    job = find(docs, "Job")
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in _pod_spec(job)["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert env == {
+        "POSTGRES_USER": {"name": OWNER_SECRET, "key": "username"}, "POSTGRES_PASSWORD": {"name": OWNER_SECRET, "key": "password"},
+        "HITL_APP_ROLE": {"name": APP_SECRET, "key": "username"}, "HITL_APP_ROLE_PASSWORD": {"name": APP_SECRET, "key": "password"},
+    }, "the Job connects as the owner and creates/grants the role the service connects as"
+    assert OWNER_SECRET not in find(docs, "Role")["rules"][1]["resourceNames"], "the pods' ServiceAccount may not read the owner's Secret"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migration_job(overlay):
+    docs = build_overlay(overlay)
+    job = find(docs, "Job")
+    deployment = find(docs, "Deployment", APP)
+    pod = _pod_spec(job)
+    (container,) = pod["containers"]
+    assert container["command"] == ["hitl", "db", "upgrade", "--grant-app-role"]
+    assert container["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"], "migrates with the release it serves"
+    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1 and job["spec"]["activeDeadlineSeconds"] > 0
+    assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert job["spec"]["template"]["metadata"]["labels"]["app"] == APP, "under the NetworkPolicy that lets it reach PostgreSQL"
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "db-migrate", "never behind the Service"
+    # Named after the ConfigMap that holds what its template depends on; reads the database the service serves.
+    (carrier,) = [cm for cm in find_all(docs, "ConfigMap") if cm["metadata"]["name"] == job["metadata"]["name"]]
+    assert carrier["data"]["image"] == container["image"]
+    config = _config(docs)["data"]
+    refs = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "configMapKeyRef" in e.get("valueFrom", {})}
+    for key in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB"):
+        assert refs[key] == {"name": carrier["metadata"]["name"], "key": key}
+        assert carrier["data"][key] == config[key], f"the Job migrates another {key} than the service uses"
+
+
+def _job_name(docs: list[dict]) -> str:
+    return find(docs, "Job")["metadata"]["name"]
+
+
+def test_migration_job_is_renamed_exactly_when_its_template_would_change():
+    """A Job's pod template is immutable: a new image or database gives a new Job (which `kubectl apply -k`
+    creates), anything else leaves the Job as it is (so re-applying changes nothing)."""
+    base = _job_name(build_overlay("production"))
+    assert base.startswith("hitl-patch-service-db-migrate-")
+    new_tag = build_layer("production", "images: [{name: vertice-dev/hitl-patch-service, newTag: 9.9.9}]")
+    assert _job_name(new_tag) != base
+    assert {c["image"] for c in _pod_spec(find(new_tag, "Job"))["containers"]} == {f"{IMAGE}:9.9.9"}
+    # An overlay of one's own that moves the database (edited where components/migrations is listed, as
+    # deploy/README.md says; deploy.sh refuses manifests whose Job and service disagree).
+    own = "components: [../components/migrations]\nimages: [{name: vertice-dev/hitl-patch-service, newTag: 0.1.0}]\n"
+    stays, moved = (build_layer("base", own + f"""
+configMapGenerator:
+  - {{name: hitl-patch-service-config, behavior: merge, literals: [POSTGRES_HOST={host}]}}
+""") for host in ("postgres-immunity-service", "pg.other.svc"))
+    assert _job_name(stays) != _job_name(moved)
+    carrier = [cm for cm in find_all(moved, "ConfigMap") if cm["metadata"]["name"] == _job_name(moved)][0]
+    assert carrier["data"]["POSTGRES_HOST"] == "pg.other.svc", "the overlay's database reaches the Job"
+    louder = build_layer("production", """
+configMapGenerator:
+  - {name: hitl-patch-service-config, behavior: merge, literals: [HITL_LOG_LEVEL=DEBUG]}
+""")
+    assert _job_name(louder) == base
+    assert find(louder, "Job") == find(build_overlay("production"), "Job"), "the same Job, unchanged"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -292,7 +377,7 @@ def test_ingress(overlay):
         if rule["host"] == "api.maximus.ai":
             assert paths == {"/hitl"}
         else:
-            assert {"/graphql", "/hitl", "/health"} <= paths
+            assert {"/graphql", "/hitl", "/health", "/console"} <= paths
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -336,7 +421,7 @@ def test_configmap_keys_are_settings_the_app_reads():
         docs = build_overlay(overlay)
         unknown = set(_config(docs)["data"]) - known
         assert not unknown, f"{overlay} ConfigMap sets keys the app does not read: {unknown}"
-        for workload in (find(docs, "Deployment"), find(docs, "CronJob")):
+        for workload in (find(docs, "Deployment"), find(docs, "CronJob"), find(docs, "Job")):
             pod = _pod_spec(workload)
             for c in pod.get("initContainers", []) + pod["containers"]:
                 names = {e["name"] for e in c.get("env", [])} - {"HOME"}
@@ -383,7 +468,7 @@ def test_retraining_cronjob(overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_grafana_dashboard_configmap(overlay):
-    from tests.deploy import dashboard
+    from tests.support.deploy import dashboard
 
     docs = build_overlay(overlay)
     cm = [d for d in find_all(docs, "ConfigMap") if d["metadata"]["labels"].get("grafana_dashboard") == "1"]
@@ -417,7 +502,8 @@ def test_kustomize_style():
     deprecated = {"commonLabels", "patchesStrategicMerge", "patchesJson6902", "bases", "vars"}
     files = _kustomizations()
     assert {f.parent.relative_to(KUSTOMIZE).as_posix() for f in files} >= {
-        "base", "overlays/staging", "overlays/production", "components/monitoring"}
+        "base", "overlays/staging", "overlays/production", "components/monitoring", "components/migrations",
+        "components/external-secrets"}
     for f in files:
         doc = yaml.safe_load(f.read_text())
         assert not (deprecated & set(doc)), f"{f}: deprecated fields {deprecated & set(doc)}"

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy import (
+from tests.support.deploy import (
     CONTRACT_METRICS,
     PROMETHEUS_SYNTHETIC_METRICS,
     ROOT,
+    SEED_ALERTS,
     alert_expressions,
     clean_app_env,
     exposed_metric_names,
@@ -51,7 +52,7 @@ def test_grafana_variable_parser():
 def test_alerts_and_dashboard_name_metrics():
     used = used_metric_names()
     alerts = alert_expressions()
-    assert len(alerts) == 7
+    assert len(alerts) == len(SEED_ALERTS) + 1  # HITLDecisionLag is two rules
     for alert, expr in alerts.items():
         assert promql_metric_names(expr), f"{alert} names no metric"
     assert {"hitl_pending_patches", "hitl_decisions_total", "http_requests_total"} <= set(used)
@@ -82,6 +83,7 @@ def test_used_metrics_are_exposed_by_the_running_app(tmp_path):
     env = clean_app_env(
         HITL_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db",
         HITL_JWT_SECRET=secrets.token_hex(32),  # 64 random characters
+        HITL_AUDIT_CHECKPOINT_KEY=secrets.token_hex(32),
     )
     proc, base, _log = start_app(_hitl_executable(), tmp_path, env)
     try:

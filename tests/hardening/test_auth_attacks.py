@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,9 +29,9 @@ import websockets
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from tests.api.conftest import API_KEY, SECRET, settings_for, start_server
-from tests.conftest import _fresh_database
-from tests.subscriptions.wsclient import LEGACY_WS, TRANSPORT_WS, connect
+from tests.support.server import API_KEY, SECRET, settings_for, start_server
+from tests.support.databases import fresh_database
+from tests.support.wsclient import LEGACY_WS, TRANSPORT_WS, connect
 
 pytestmark = [pytest.mark.hardening, pytest.mark.asyncio(loop_scope="module")]
 
@@ -193,7 +194,7 @@ async def target(request, tmp_path_factory) -> AsyncIterator[Target]:
     directory = tmp_path_factory.mktemp("auth")
     jwks = directory / "jwks.json"
     jwks.write_text(json.dumps(KeySet([RSA]).as_dict(private=False)))
-    async with _fresh_database(request.param, request, directory) as database_url:
+    async with fresh_database(request.param, request, directory) as database_url:
         settings = settings_for(database_url, jwks_file=str(jwks), jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
         server, task, base, _app = await start_server(settings)
         try:
@@ -324,7 +325,8 @@ async def test_role_too_low_is_forbidden_and_writes_nothing(target, role):
         for path in REST_PATHS:
             response = await target.client.get(f"{target.base}{path}", headers=credential.headers())
             assert response.status_code == 403 and response.json()["error"]["code"] == "FORBIDDEN", response.text
-        assert await refused_on_websocket(target, credential) == {TRANSPORT_WS: 4401, LEGACY_WS: "connection_error"}
+        # A valid token without a role is Forbidden (4403), not Unauthorized: signing in again would not help.
+        assert await refused_on_websocket(target, credential) == {TRANSPORT_WS: 4403, LEGACY_WS: "connection_error"}
     else:
         assert query["data"]["me"] == {"subject": f"low-{role}", "roles": [role.upper()]}, query
     assert await target.state() == before
@@ -357,7 +359,7 @@ async def test_websocket_is_closed_when_its_token_expires(sqlite_template, tmp_p
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'hitl.db'}", jwt_leeway_seconds=0, jwks_file=str(jwks))
     server, task, base, _app = await start_server(settings)
     try:
-        lifetime = 2
+        lifetime = 3  # seconds left when the tokens are made: enough to connect on a loaded machine (2 s, truncated, was not)
 
         async def closes(protocol: str, token: str) -> tuple[int, str, float]:
             async with connect(base, token=token, protocol=protocol) as client:
@@ -368,12 +370,13 @@ async def test_websocket_is_closed_when_its_token_expires(sqlite_template, tmp_p
                         await asyncio.wait_for(client.connection.recv(), 10)
                 return closed.value.rcvd.code, closed.value.rcvd.reason, time.monotonic() - opened
 
-        short_hs = hs256({"sub": "brief", "roles": ["viewer"], "exp": int(time.time()) + lifetime})
-        short_rs = rs256({"sub": "brief-rs", "roles": ["viewer"], "exp": int(time.time()) + lifetime})
+        expires = math.ceil(time.time()) + lifetime
+        short_hs = hs256({"sub": "brief", "roles": ["viewer"], "exp": expires})
+        short_rs = rs256({"sub": "brief-rs", "roles": ["viewer"], "exp": expires})
         results = await asyncio.gather(closes(TRANSPORT_WS, short_hs), closes(LEGACY_WS, short_hs), closes(TRANSPORT_WS, short_rs))
         for code, reason, after in results:
             assert (code, reason) == (4401, "token expired")
-            assert after < lifetime + 2, after
+            assert after < lifetime + 3, after
         # A socket whose token is still valid stays open meanwhile.
         async with connect(base, token=hs256({"sub": "long", "roles": ["viewer"], "exp": int(time.time()) + 600})) as client:
             await client.subscribe(EVENTS)

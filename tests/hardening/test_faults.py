@@ -19,11 +19,11 @@ import websockets
 
 from db.migrate import upgrade
 from db.services.audit_log import seq_cursor
-from tests.api.conftest import API_KEY, REVIEWER, VIEWER, patch_input
-from tests.hardening.pgcluster import PgCluster, throwaway_cluster
-from tests.processes import ServeProcess
-from tests.subscriptions.test_replicas import EVENTS, _submit
-from tests.subscriptions.wsclient import connect
+from tests.support.waiting import subscriptions_open
+from tests.support.server import API_KEY, REVIEWER, VIEWER, patch_input, submit_to
+from tests.support.pgcluster import PgCluster, throwaway_cluster
+from tests.support.processes import ServeProcess
+from tests.support.wsclient import BRIEF_EVENTS, connect
 
 pytestmark = [pytest.mark.hardening, pytest.mark.slow]
 
@@ -150,7 +150,7 @@ class Subscriber:
             try:
                 async with connect(self.base, token=VIEWER) as client:
                     self.websocket = client.connection
-                    await client.subscribe(EVENTS, {"after": seq_cursor(self.seqs[-1] if self.seqs else self.from_seq)})
+                    await client.subscribe(BRIEF_EVENTS, {"after": seq_cursor(self.seqs[-1] if self.seqs else self.from_seq)})
                     while True:
                         message = await client.next_payload(timeout=3600)
                         if message["type"] in ("next", "data") and not message["payload"].get("errors"):
@@ -222,7 +222,8 @@ async def test_postgres_restart_under_load(cluster: PgCluster, servers: dict[str
     subscribers = [Subscriber(a.base, "a-open", start), Subscriber(b.base, "b-open", start), Subscriber(b.base, "b-dropped", start)]
     for subscriber in subscribers:
         subscriber.start()
-    await asyncio.sleep(0.5)
+    await subscriptions_open(a.base, 1)
+    await subscriptions_open(b.base, 2)
     clients = [asyncio.create_task(client_loop(n, (a, b)[n % 2].base)) for n in range(8)]
     async with httpx.AsyncClient(trust_env=False, timeout=5) as probe:
         try:
@@ -335,12 +336,12 @@ async def test_listener_killed_repeatedly(cluster: PgCluster, servers: dict[str,
 
     async def submit() -> float:
         nonlocal submitted
-        await _submit(client, a.base, submitted)
+        await submit_to(client, a.base, submitted)
         submitted += 1
         return time.monotonic()
 
     async with httpx.AsyncClient(trust_env=False, timeout=REQUEST_BOUND) as client, connect(b.base, token=VIEWER) as subscriber:
-        await subscriber.subscribe(EVENTS, {"after": seq_cursor(start)})
+        await subscriber.subscribe(BRIEF_EVENTS, {"after": seq_cursor(start)})
         reader = asyncio.create_task(read(subscriber))
         admin = await asyncpg.connect(cluster.dsn())
         try:
@@ -397,7 +398,7 @@ async def test_sigterm_completes_in_flight_requests(cluster: PgCluster, servers:
     async with contextlib.AsyncExitStack() as stack:
         sockets = [await stack.enter_async_context(connect(base, token=VIEWER)) for _ in range(3)]
         for socket_client in sockets:
-            await socket_client.subscribe(EVENTS)
+            await socket_client.subscribe(BRIEF_EVENTS)
         held = [await stack.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=REQUEST_BOUND)) for _ in range(4)]
         looping = await stack.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=REQUEST_BOUND))
         outcomes: list[Outcome] = []

@@ -26,12 +26,12 @@ from strawberry.utils.str_converters import to_camel_case
 
 from db.enums import Role
 from db.services.actor import CAPABILITIES
-from graphql_api.mutations import Mutation
-from graphql_api.queries import Query
+from graphql_api.schema.mutations import Mutation
+from graphql_api.schema.queries import Query
 
-from tests.api.conftest import ADMIN, API_KEY, LEAD, REVIEWER, VIEWER, Api, api, submit  # noqa: F401 - `api` is the fixture
-from tests.hardening import fuzz_support
-from tests.subscriptions.wsclient import connect
+from tests.support.server import ADMIN, API_KEY, LEAD, REVIEWER, VIEWER, Api, submit
+from tests.support import fuzz as fuzz_support
+from tests.support.wsclient import connect
 
 pytestmark = pytest.mark.hardening
 
@@ -91,13 +91,20 @@ QUERY = {GenerationMode.POSITIVE: 5, GenerationMode.NEGATIVE: 2}
 ONCE = {GenerationMode.POSITIVE: 1}
 
 
-def _capabilities() -> dict[str, str]:
-    """'Mutation.approvePatch' -> 'decide', from the permission classes the resolvers declare."""
+@pytest.fixture
+def api_settings() -> dict:
+    """No webhook sending: fuzzed createWebhook calls (as ADMIN) may name any public address."""
+    return {"webhooks": False}
+
+
+def _capabilities() -> dict[str, str | None]:
+    """'Mutation.approvePatch' -> 'decide', from the permission classes the resolvers declare; None for a field any
+    authenticated caller may use (`me`)."""
     found = {}
     for root in (Query, Mutation):
         for definition in root.__strawberry_definition__.fields:
             (permission,) = definition.permission_classes
-            found[f"{root.__name__}.{to_camel_case(definition.python_name)}"] = permission.capability
+            found[f"{root.__name__}.{to_camel_case(definition.python_name)}"] = getattr(permission, "capability", None)
     return found
 
 
@@ -106,7 +113,8 @@ CAPABILITY_OF = _capabilities()
 
 def plan_for(role: str):  # noqa: ANN201
     def plan(operation) -> list[tuple[GenerationMode, int]]:  # noqa: ANN001
-        allowed = Role(role) in CAPABILITIES[CAPABILITY_OF[operation.label]]
+        capability = CAPABILITY_OF[operation.label]
+        allowed = capability is None or Role(role) in CAPABILITIES[capability]
         if not allowed or not fuzz_support.has_arguments(operation):
             budget = ONCE
         else:
@@ -210,6 +218,13 @@ MUTATION_STRINGS = [
     ("setAutoApprovalPaused(reason)", "mutation($v: String!) { setAutoApprovalPaused(paused: true, reason: $v) { paused } }", lambda ids, v: {"v": v}, "reason"),
     ("recordDeploymentOutcome(details)", "mutation($id: ID!, $v: String) { recordDeploymentOutcome(id: $id, success: true, details: $v) { id } }",
      lambda ids, v: {"id": ids["approved"], "v": v}, "details"),
+    ("decideGroup(key)", "mutation($v: String!) { decideGroup(key: $v, decision: APPROVE) { applied { id } } }", lambda ids, v: {"v": v}, "key"),
+    ("decideGroup(reason)", 'mutation($v: String) { decideGroup(key: "00000000000000000000000000000000", decision: REJECT, reason: $v) { applied { id } } }',
+     lambda ids, v: {"v": v}, "reason"),
+    ("decideGroup(expectedMemberIds)", 'mutation($v: ID!) { decideGroup(key: "00000000000000000000000000000000", decision: APPROVE, expectedMemberIds: [$v]) { applied { id } } }',
+     lambda ids, v: {"v": v}, "expectedMemberIds"),
+    ("submitPatches(patchId)", "mutation($v: SubmitPatchInput!) { submitPatches(inputs: [$v]) { created } }",
+     lambda ids, v: {"v": _submit_input(v, "patchId")}, "patchId"),
 ]
 BAD_TEXT = {"nul": f"ab{NUL}cd", "surrogate": f"ab{SURROGATE}cd"}
 
@@ -298,7 +313,7 @@ def _ws_errors(message: dict) -> list:
 
 # --- 2c. page sizes -----------------------------------------------------------------------------------------
 
-PAGED = ["pendingPatches", "patches", "auditLog"]
+PAGED = ["pendingPatches", "patches", "auditLog", "patchGroups"]
 BAD_FIRST = [0, -1, -(2**31), 501, 10**6, 2**31 - 1]
 
 

@@ -25,9 +25,9 @@ import httpx
 import pytest
 import websockets
 
-from tests.api.conftest import token
-from tests.processes import ServeProcess
-from tests.subscriptions.wsclient import connect
+from tests.support.server import token
+from tests.support.processes import ServeProcess
+from tests.support.wsclient import connect
 
 pytestmark = pytest.mark.hardening
 

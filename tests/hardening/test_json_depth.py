@@ -1,7 +1,7 @@
-"""Request JSON is refused past MAX_JSON_DEPTH before it is decoded (graphql_api.limits).
+"""Request JSON is refused past MAX_JSON_DEPTH before it is decoded (graphql_api.request_limits).
 
 Decoding used to recurse to Python's recursion limit and turn the RecursionError into a refusal. In `hitl serve`
-a garbage collection can strike on that stack, and the collection's timing callback (graphql_api.gc_pauses)
+a garbage collection can strike on that stack, and the collection's timing callback (graphql_api.server)
 then overflowed it: CI saw "RecursionError" logged from the callback during the 50k-nested-objects attack.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphql_api import gc_pauses, limits
+from graphql_api import request_limits, server
 from graphql_api.metrics import Metrics
 
 pytestmark = pytest.mark.hardening
@@ -39,20 +39,20 @@ def depth(value: object) -> int:
 @given(value=JSON_VALUES, limit=st.integers(min_value=0, max_value=8), ascii_only=st.booleans())
 def test_measured_depth_is_the_json_depth(value, limit, ascii_only):
     text = json.dumps(value, ensure_ascii=ascii_only)
-    assert limits.json_nested_deeper_than(limit, text.encode()) == (depth(value) > limit)
+    assert request_limits.json_nested_deeper_than(limit, text.encode()) == (depth(value) > limit)
 
 
 def test_brackets_in_strings_and_escapes_do_not_count():
     inside = json.dumps({"a": "[" * 500, "b": '\\"' + "{" * 500, "c": "\\", "d": ["]" * 500]}).encode()
-    assert not limits.json_nested_deeper_than(2, inside)
-    assert limits.decode_json(inside)["d"] == ["]" * 500]
+    assert not request_limits.json_nested_deeper_than(2, inside)
+    assert request_limits.decode_json(inside)["d"] == ["]" * 500]
 
 
 def test_a_document_at_the_limit_decodes_and_one_level_more_is_malformed():
-    at_limit = "[" * limits.MAX_JSON_DEPTH + "]" * limits.MAX_JSON_DEPTH
-    assert limits.decode_json(at_limit) is not None
-    with pytest.raises(json.JSONDecodeError, match=f"nested deeper than {limits.MAX_JSON_DEPTH} levels"):
-        limits.decode_json("[" + at_limit + "]")
+    at_limit = "[" * request_limits.MAX_JSON_DEPTH + "]" * request_limits.MAX_JSON_DEPTH
+    assert request_limits.decode_json(at_limit) is not None
+    with pytest.raises(json.JSONDecodeError, match=f"nested deeper than {request_limits.MAX_JSON_DEPTH} levels"):
+        request_limits.decode_json("[" + at_limit + "]")
 
 
 @pytest.mark.parametrize(
@@ -69,11 +69,11 @@ def test_deep_documents_are_refused_without_recursing(monkeypatch, document):
     monkeypatch.setattr(sys, "unraisablehook", failures.append)
     threshold = gc.get_threshold()
     callbacks = list(gc.callbacks)
-    gc_pauses._time_collections(Metrics())
+    server._time_collections(Metrics())
     gc.set_threshold(1)
     try:
         with pytest.raises(json.JSONDecodeError):
-            limits.decode_json(document)
+            request_limits.decode_json(document)
     finally:
         gc.set_threshold(*threshold)
         gc.callbacks[:] = callbacks

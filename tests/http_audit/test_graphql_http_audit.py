@@ -3,7 +3,7 @@
 The audits (tests/http_audit/run-audits.js, versions pinned in package-lock.json, installed by
 scripts/install-test-tools.sh) send their requests without credentials, exactly as written: they only
 need `{ __typename }` and `__type(...)`, which no permission guards. Every MUST and SHOULD audit has to
-pass; the content negotiation behind them lives in graphql_api/http_router.py, and the checks below
+pass; the content negotiation behind them lives in graphql_api/http/graphql_http.py, and the checks below
 pin the parts the audits do not look at (legacy application/json clients, error bodies, 405, batches).
 """
 
@@ -20,8 +20,8 @@ import pytest
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 
-from graphql_api.http_router import GRAPHQL_RESPONSE, JSON, _outcome, preferred_media_type
-from tests.api.conftest import VIEWER, settings_for, start_server
+from graphql_api.http.graphql_http import GRAPHQL_RESPONSE, JSON, _outcome, preferred_media_type
+from tests.support.server import VIEWER, settings_for, start_server
 
 AUDIT_DIR = Path(__file__).resolve().parent
 ROOT = AUDIT_DIR.parent.parent

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ml.features import FEATURE_NAMES, cwe_family, feature_dict, feature_matrix, patch_features
-from tests.ml import NOW, make_patch
+from tests.support.ml import NOW, make_patch
 
 
 def test_names_are_readable_unique_and_match_the_vector():

@@ -8,7 +8,7 @@ from ml.features import FEATURE_NAMES, feature_matrix
 from ml.predictor import Predictor
 from ml.synthetic import generate_patches
 from ml.train import TrainedModel, train_model
-from tests.ml import NOW, make_patch
+from tests.support.ml import NOW, make_patch
 
 KEYS = {"modelVersion", "confidence", "prediction", "shapValues", "executionTimeMs", "bias"}
 
@@ -107,3 +107,15 @@ def test_feature_name_mismatch_is_refused(model):
         Predictor.from_artifact(model.artifact, version="x", feature_names=[*FEATURE_NAMES[:-1], "mystery"], threshold=None)
     with pytest.raises(ValueError, match="do not match"):
         Predictor.from_artifact(model.artifact, version="x", feature_names=list(reversed(FEATURE_NAMES)), threshold=None)
+
+
+async def test_concurrent_explanations_equal_single_predictions(predictor, history):
+    import asyncio
+
+    patches = history[:40]
+    results = await asyncio.gather(*(predictor.explain(patch) for patch in patches))
+    for patch, result in zip(patches, results, strict=True):
+        single = predictor.predict(patch)
+        assert result["prediction"] == single["prediction"]
+        assert result["confidence"] == pytest.approx(single["confidence"], abs=1e-6)
+        assert [v["feature"] for v in result["shapValues"][:8]] == [v["feature"] for v in single["shapValues"][:8]]

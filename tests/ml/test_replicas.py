@@ -9,8 +9,8 @@ import sys
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, SERVICE, patch_input
-from tests.processes import serving
+from tests.support.server import ADMIN, SERVICE, patch_input
+from tests.support.processes import serving
 
 pytestmark = pytest.mark.slow
 WARGAMING = {"phase1Success": True, "phase2Success": True, "validationPassed": True, "executionTimeMs": 1000}

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from db.demo_data import load_patches
+from ml.demo import load_patches
 from db.services import ml_models
 from db.services.actor import system_actor
 from db.services.errors import Conflict
 from db.services.policy import Policy
 from ml.service import ModelHolder, train_and_activate
 from ml.synthetic import generate_patches
-from tests.factories import passing_wargaming, submit
+from tests.support.factories import passing_wargaming, submit
 
 ADMIN = system_actor("test:admin")
 

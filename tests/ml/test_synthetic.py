@@ -6,7 +6,7 @@ from cvss import CVSS3
 from db.models import Patch
 from ml.synthetic import generate_patches
 from ml.train import label_for
-from tests.ml import NOW
+from tests.support.ml import NOW
 
 BANDS = {"LOW": (0.1, 3.9), "MEDIUM": (4.0, 6.9), "HIGH": (7.0, 8.9), "CRITICAL": (9.0, 10.0)}
 

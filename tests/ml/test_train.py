@@ -7,7 +7,7 @@ import pytest
 from ml.features import FEATURE_NAMES
 from ml.synthetic import generate_patches
 from ml.train import MIN_THRESHOLD_SUPPORT, TrainedModel, label_for, roc_auc, select_threshold, train_model
-from tests.ml import NOW, make_patch
+from tests.support.ml import NOW, make_patch
 
 
 @pytest.fixture(scope="module")

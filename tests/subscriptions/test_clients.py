@@ -3,7 +3,6 @@ WebSocket origins."""
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,9 @@ from gql import Client, gql
 from gql.transport.exceptions import TransportConnectionFailed
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.api.conftest import VIEWER, settings_for, start_server, submit, token
-from tests.subscriptions.wsclient import TRANSPORT_WS, connect
+from tests.support.waiting import subscriptions_open
+from tests.support.server import VIEWER, settings_for, start_server, submit, token
+from tests.support.wsclient import TRANSPORT_WS, connect
 
 EVENTS = "subscription { patchEvents { seq kind patch { patchId } } }"
 NODE_CLIENT = Path(__file__).resolve().parents[1] / "http_audit" / "ws-subscribe.js"
@@ -38,7 +38,7 @@ async def test_python_gql_client(api, subprotocol):
                     return
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.3)
+        await subscriptions_open(api.base, 1)
         await submit(api, 1)
         await submit(api, 2)
         await asyncio.wait_for(listener, 10)
@@ -64,7 +64,7 @@ async def _node_client(api, credential: str | None, count: int):
 async def test_npm_graphql_ws_client(api):
     process = await _node_client(api, VIEWER, 3)
     assert json.loads(await asyncio.wait_for(process.stdout.readline(), 20)) == {"ready": True}
-    await asyncio.sleep(0.3)
+    await subscriptions_open(api.base, 1)
     for n in range(3):
         await submit(api, n)
     output, stderr = await asyncio.wait_for(process.communicate(), 20)
@@ -83,7 +83,7 @@ async def test_npm_graphql_ws_client_without_token_gets_4401(api):
 async def test_connection_closes_when_the_token_expires(database_url):
     server, task, base, _app = await start_server(settings_for(database_url, jwt_leeway_seconds=0))
     try:
-        short = token("brief", "viewer", ttl=2)
+        short = token("brief", "viewer", ttl=3)  # 2 (truncated to whole seconds) left too little to connect under load
         async with connect(base, token=short) as client:
             await client.subscribe(EVENTS)
             with pytest.raises(websockets.ConnectionClosed) as closed:

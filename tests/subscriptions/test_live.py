@@ -3,14 +3,18 @@
 import asyncio
 import contextlib
 import json
+import time
 
+import asyncpg
 import pytest
 import websockets
+from sqlalchemy.engine import make_url
 
-from tests.api.conftest import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, submit, token
-from tests.subscriptions.wsclient import LEGACY_WS, TRANSPORT_WS, connect
+from db.services import queue
+from tests.support.server import ADMIN, LEAD, REVIEWER, REVIEWER2, VIEWER, submit, token
+from tests.support.waiting import eventually, metric, subscriptions_open
+from tests.support.wsclient import EVENTS, LEGACY_WS, TRANSPORT_WS, connect
 
-EVENTS = "subscription($after: String, $filter: PatchEventFilter) { patchEvents(after: $after, filter: $filter) { cursor seq kind actor patch { patchId status } } }"
 QUEUE = "subscription($first: Int) { pendingQueue(first: $first) { totalCount asOfSeq items { patchId status priority } } }"
 
 
@@ -23,7 +27,7 @@ async def _approve(api, patch_id: str, as_: str = REVIEWER) -> None:
 async def test_live_events_in_order(api, protocol):
     async with connect(api.base, token=VIEWER, protocol=protocol) as client:
         await client.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, 1)
         first = await submit(api, 1)
         await _approve(api, first["id"])
         second = await submit(api, 2)
@@ -35,7 +39,7 @@ async def test_live_events_in_order(api, protocol):
 async def test_reconnect_with_after_replays_exactly_the_missed_events(api):
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe(EVENTS)
-        await asyncio.sleep(0.1)
+        await subscriptions_open(api.base, 1)
         await submit(api, 0)
         cursor = (await client.data())["patchEvents"]["cursor"]
     for n in range(1, 51):  # 50 changes while disconnected
@@ -50,10 +54,37 @@ async def test_reconnect_with_after_replays_exactly_the_missed_events(api):
     assert replayed == list(range(2, 52)) and live["seq"] == 52 and live["patch"]["patchId"] == "P-99"
 
 
+async def test_connection_ack_carries_the_server_time(api):
+    """A reconnecting client tells replayed events (from before its connection) from live ones on the server's clock."""
+    before = int(time.time() * 1000)
+    async with connect(api.base, token=VIEWER, init=False) as client:
+        ack = await client.init({"Authorization": f"Bearer {VIEWER}"})
+    assert ack["type"] == "connection_ack" and before <= ack["payload"]["serverTime"] <= int(time.time() * 1000)
+
+
+async def test_latest_event_cursor_misses_nothing_before_the_first_event(api):
+    """The console starts patchEvents from latestEventCursor: what happens after that query is replayed even when
+    the subscription starts later (or reconnects before any event reached it)."""
+    await submit(api, 1)
+    empty = await api.gql("{ latestEventCursor }", as_=VIEWER)
+    cursor = empty["data"]["latestEventCursor"]
+    await submit(api, 2)
+    await submit(api, 3)
+    async with connect(api.base, token=VIEWER) as client:
+        await client.subscribe(EVENTS, {"after": cursor})
+        replayed = [(await client.data())["patchEvents"]["patch"]["patchId"] for _ in range(2)]
+    assert replayed == ["P-2", "P-3"]
+    last = (await api.gql("{ latestEventCursor }", as_=VIEWER))["data"]["latestEventCursor"]
+    async with connect(api.base, token=VIEWER) as client:
+        await client.subscribe(EVENTS, {"after": last})
+        await submit(api, 4)
+        assert (await client.data())["patchEvents"]["patch"]["patchId"] == "P-4"  # nothing older came first
+
+
 async def test_filters(api):
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe(EVENTS, {"filter": {"kinds": ["APPROVED"]}})
-        await asyncio.sleep(0.1)
+        await subscriptions_open(api.base, 1)
         first = await submit(api, 1)
         await submit(api, 2)
         await _approve(api, first["id"])
@@ -104,23 +135,14 @@ async def test_legacy_protocol_refusal_is_a_connection_error(api):
 
 
 async def test_active_subscriptions_gauge_is_exact(api):
-    async def gauge() -> float:
-        text = (await api.client.get(f"{api.base}/metrics")).text
-        return float(next(line.split()[1] for line in text.splitlines() if line.startswith("hitl_active_subscriptions ")))
-
-    assert await gauge() == 0
+    assert await metric(api.base, "hitl_active_subscriptions") == 0
     async with connect(api.base, token=VIEWER) as one, connect(api.base, token=ADMIN) as two:
         await one.subscribe(EVENTS)
         await one.subscribe(QUEUE)
         await two.subscribe(EVENTS)
         await one.data()  # the queue's first page: the subscriptions are running
-        await asyncio.sleep(0.2)
-        assert await gauge() == 3
-    for _ in range(50):
-        if await gauge() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await gauge() == 0
+        await subscriptions_open(api.base, 3)  # exactly 3: more would time out
+    await subscriptions_open(api.base, 0)
 
 
 async def test_slow_consumer_is_cut_off_while_others_keep_receiving(api):
@@ -131,7 +153,7 @@ async def test_slow_consumer_is_cut_off_while_others_keep_receiving(api):
     async with connect(api.base, token=VIEWER) as slow, connect(api.base, token=VIEWER) as fast:
         await slow.subscribe(heavy)
         await fast.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, 2)
 
         async def read_all(n: int) -> list[int]:
             return [(await fast.data(timeout=30))["patchEvents"]["seq"] for _ in range(n)]
@@ -164,7 +186,7 @@ async def test_each_event_is_executed_once_per_distinct_operation(api):
             clients.append(client)
         other = await stack.enter_async_context(connect(api.base, token=VIEWER))
         await other.subscribe("subscription { patchEvents { seq } }")
-        await asyncio.sleep(0.3)
+        await subscriptions_open(api.base, len(clients) + 1)
         before = executions()
         await submit(api, 1)
         payloads = [await client.data() for client in clients]
@@ -181,13 +203,13 @@ async def test_closed_connections_are_not_retained(api):
     for _ in range(5):
         async with connect(api.base, token=VIEWER) as client:
             await client.subscribe(EVENTS)
-            await asyncio.sleep(0.05)
-    for _ in range(50):
+            await subscriptions_open(api.base, 1)
+
+    def released() -> bool:
         gc.collect()
-        if len(hub._connections) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert len(hub._connections) == 0
+        return len(hub._connections) == 0
+
+    await eventually(released, interval=0.05, what="the closed connections released")
 
 
 async def test_relations_are_read_fresh_for_every_event(api):
@@ -197,7 +219,7 @@ async def test_relations_are_read_fresh_for_every_event(api):
              "{ kind patch { approvals { approver } comments { body } auditTrail { action } } } }")
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe(query)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, 1)
         patch = await submit(api, 1, severity="CRITICAL", targetVersion="2.31.1")
         events = []  # each change waits for the previous event: relations are read when an event is delivered
         await _approve(api, patch["id"], as_=REVIEWER)
@@ -233,7 +255,7 @@ async def test_open_subscriptions_hold_no_routing_or_replay_state(api):
         clients = [await stack.enter_async_context(connect(api.base, token=VIEWER)) for _ in range(10)]
         for client in clients:
             await client.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, len(clients))
         await submit(api, 1)
         assert [(await client.data())["patchEvents"]["seq"] for client in clients] == [1] * len(clients)
         # The submission's and the fan-out's sessions close just after the last frame: wait for those, not for a
@@ -256,17 +278,66 @@ async def test_closed_connections_leave_no_expiry_timer_behind(api):
 
     def timers() -> int:
         gc.collect()
-        name = "SubscriptionRouter.on_ws_connect.<locals>.<lambda>"
+        name = "WebSocketGraphQL.on_ws_connect.<locals>.<lambda>"
         return sum(1 for o in gc.get_objects() if type(o) is types.FunctionType and o.__qualname__ == name)
 
     before = timers()
-    for _ in range(5):
+    for _ in range(3):  # each check scans the whole heap (seconds on a loaded machine): three connections suffice
         async with connect(api.base, token=VIEWER) as client:
             await client.subscribe(EVENTS)
-            await asyncio.sleep(0.05)
-            assert timers() == before + 1
-    for _ in range(50):
-        if timers() == before:
-            break
-        await asyncio.sleep(0.05)
-    assert timers() == before
+            await eventually(lambda: timers() == before + 1, interval=0.05, what="the connection's keep-alive timer")
+    await eventually(lambda: timers() == before, interval=0.05, what="the keep-alive timers released")
+
+
+async def test_a_subscriber_gone_before_the_first_page_leaves_none_waiting_for_ever(api):
+    """A console reloaded while its pendingQueue's first page is being read (the first load after a start): the
+    reload's new subscription to the same shape still gets a page. The first read used to run in the departing
+    subscriber's task, so cancelling it left the shape without a page until the queue next changed."""
+    hub = api.app.state.services.hub
+    departing = asyncio.create_task(hub.subscribe_queue(first=7, flt=queue.PendingFilter()))
+    await asyncio.sleep(0)  # it has started reading the first page
+    assert not departing.done()
+    departing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await departing
+    key, shape = await asyncio.wait_for(hub.subscribe_queue(first=7, flt=queue.PendingFilter()), 10)
+    try:
+        page, version = await asyncio.wait_for(shape.latest.wait_newer(0), 5)
+        assert version >= 1 and page.total_count == 0
+    finally:
+        hub.unsubscribe_queue(key)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a table lock holds the execution
+async def test_a_subscriber_leaving_mid_execution_does_not_end_the_others(api):
+    """Two subscribers of the same pendingQueue operation share one execution of each page. The page's approvals
+    are read while a lock holds the approvals table; the first subscriber leaves meanwhile. The second must still
+    get the page: awaiting the shared execution from the leaving subscriber's task used to cancel it for both."""
+    query = "subscription { pendingQueue(first: 5) { totalCount items { patchId approvals { approver } } } }"
+    dsn = make_url(api.settings.effective_database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    locker = await asyncpg.connect(dsn)
+    try:
+        async with connect(api.base, token=VIEWER) as staying:
+            async with connect(api.base, token=VIEWER) as leaving:
+                await staying.subscribe(query)
+                await leaving.subscribe(query)
+                assert (await staying.data())["pendingQueue"]["totalCount"] == 0
+                assert (await leaving.data())["pendingQueue"]["totalCount"] == 0
+                lock = locker.transaction()
+                await lock.start()
+                await locker.execute("LOCK TABLE approvals IN ACCESS EXCLUSIVE MODE")
+                await submit(api, 1)
+
+                async def execution_waits_on_the_lock() -> bool:
+                    await locker.execute("SELECT pg_stat_clear_snapshot()")  # activity is snapshotted per transaction
+                    return bool(await locker.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM approvals%'"))
+
+                await eventually(execution_waits_on_the_lock, what="the page's execution waiting on the approvals lock")
+            await subscriptions_open(api.base, 1)  # the leaving one is gone while its execution is in flight
+            await lock.rollback()
+            page = (await staying.data())["pendingQueue"]
+            assert page["totalCount"] == 1 and page["items"][0]["approvals"] == []
+    finally:
+        await locker.close()

@@ -1,4 +1,4 @@
-"""Live patchEvents frames written by the hub itself (graphql_api.live_delivery): the very text strawberry
+"""Live patchEvents frames written by the hub itself (graphql_api.live.delivery): the very text strawberry
 sends, in seq order across the replay-to-live switch, and strawberry's path whenever a direct write could
 not be exact. The real write runs in every test; the fixture only records what went out that way."""
 
@@ -9,10 +9,11 @@ import json
 import pytest
 
 from db.services.audit_log import seq_cursor
-from graphql_api.types import patch as patch_types
-from graphql_api.ws_protocol import LeanWebSocketProtocol
-from tests.api.conftest import REVIEWER, VIEWER, submit
-from tests.subscriptions.wsclient import LEGACY_WS, connect
+from graphql_api.schema.types import patch as patch_types
+from graphql_api.live.ws_protocol import LeanWebSocketProtocol
+from tests.support.server import REVIEWER, VIEWER, submit
+from tests.support.waiting import subscriptions_open
+from tests.support.wsclient import LEGACY_WS, connect
 
 EVENTS = "subscription($after: String) { patchEvents(after: $after) { cursor seq kind actor patch { patchId status approvals { approver } } } }"
 
@@ -44,7 +45,7 @@ async def test_direct_frames_are_the_text_strawberry_sends(api, direct_frames):
         api.base, token=VIEWER, protocol=LEGACY_WS
     ) as legacy:
         ids = [await client.subscribe(EVENTS) for client in (first, second, legacy)]
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, 3)
         patch = await submit(api, 1, severity="CRITICAL", targetVersion="2.31.1")
         body = await api.gql("mutation($id: ID!) { approvePatch(id: $id) { status } }", {"id": patch["id"]}, as_=REVIEWER)
         assert "errors" not in body, body
@@ -99,7 +100,7 @@ async def test_an_event_with_errors_goes_through_strawberry(api, direct_frames, 
     query = "subscription { patchEvents { seq kind patch { patchId auditTrail { action } } } }"
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe(query)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, 1)
         patch = await submit(api, 1)
         clean = json.loads(await _raw_next(client))
         failing["on"] = True
@@ -130,7 +131,7 @@ async def test_fan_out_in_slices_keeps_every_subscriber_in_order(api, direct_fra
         live = [await stack.enter_async_context(connect(api.base, token=VIEWER)) for _ in range(6)]
         for client in live:
             await client.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, len(live))
         writer = asyncio.create_task(_submit_many(api, range(100, 125)))
         replaying = await stack.enter_async_context(connect(api.base, token=VIEWER))
         await replaying.subscribe(EVENTS, {"after": seq_cursor(0)})

@@ -7,32 +7,22 @@ import httpx
 import pytest
 import websockets
 
-from tests.api.conftest import ADMIN, REVIEWER, SERVICE, VIEWER, patch_input
-from tests.pg import PG_ADMIN_DSN
-from tests.processes import serving
-from tests.subscriptions.wsclient import connect
+from tests.support.server import ADMIN, REVIEWER, VIEWER, submit_to
+from tests.support.pg import PG_ADMIN_DSN
+from tests.support.processes import serving
+from tests.support.waiting import subscriptions_open
+from tests.support.wsclient import BRIEF_EVENTS, connect
 
-EVENTS = "subscription($after: String) { patchEvents(after: $after) { seq kind patch { patchId } } }"
 pytestmark = pytest.mark.slow
 
-
-async def _submit(client: httpx.AsyncClient, base: str, n: int, **overrides) -> dict:
-    response = await client.post(
-        f"{base}/graphql",
-        json={"query": "mutation($i: SubmitPatchInput!) { submitPatch(input: $i) { patch { id } } }", "variables": {"i": patch_input(n, **overrides)}},
-        headers={"Authorization": f"Bearer {SERVICE}"},
-    )
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]["submitPatch"]["patch"]
 
 
 async def test_subscriber_on_b_sees_mutations_on_a_in_order(pg_database_url, tmp_path):
     with serving(pg_database_url, tmp_path, count=2) as (a, b):
         async with httpx.AsyncClient(trust_env=False, timeout=30) as client, connect(b.base, token=VIEWER) as subscriber:
-            await subscriber.subscribe(EVENTS)
-            await asyncio.sleep(0.3)
-            ids = [(await _submit(client, a.base, n))["id"] for n in range(20)]
+            await subscriber.subscribe(BRIEF_EVENTS)
+            await subscriptions_open(b.base, 1)
+            ids = [(await submit_to(client, a.base, n))["id"] for n in range(20)]
             for patch_id in ids[:10]:
                 await client.post(f"{a.base}/graphql", json={"query": f'mutation {{ approvePatch(id: "{patch_id}") {{ id }} }}'}, headers={"Authorization": f"Bearer {REVIEWER}"})
             seqs = [(await subscriber.data())["patchEvents"]["seq"] for _ in range(30)]
@@ -42,14 +32,14 @@ async def test_subscriber_on_b_sees_mutations_on_a_in_order(pg_database_url, tmp
 async def test_listener_killed_while_mutations_continue(pg_database_url, tmp_path):
     with serving(pg_database_url, tmp_path, count=2) as (a, b):
         async with httpx.AsyncClient(trust_env=False, timeout=30) as client, connect(b.base, token=VIEWER) as first, connect(b.base, token=ADMIN) as second:
-            await first.subscribe(EVENTS)
-            await second.subscribe(EVENTS)
-            await asyncio.sleep(0.3)
+            await first.subscribe(BRIEF_EVENTS)
+            await second.subscribe(BRIEF_EVENTS)
+            await subscriptions_open(b.base, 2)
             database = pg_database_url.rsplit("/", 1)[1]
             admin = await asyncpg.connect(PG_ADMIN_DSN)
             try:
                 for n in range(60):
-                    await _submit(client, a.base, n)
+                    await submit_to(client, a.base, n)
                     if n % 15 == 5:  # kill every listener on this database, repeatedly, mid-stream
                         killed = await admin.fetchval(
                             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'hitl-listener' AND datname = $1",
@@ -71,7 +61,7 @@ async def test_sla_breached_once_with_two_replicas(pg_database_url, tmp_path):
         async with httpx.AsyncClient(trust_env=False, timeout=30) as client, connect(b.base, token=VIEWER) as subscriber:
             await subscriber.subscribe("subscription { patchEvents(filter: {kinds: [SLA_BREACHED]}) { seq patch { patchId slaStatus } } }")
             for n in range(5):
-                await _submit(client, a.base, n, severity="CRITICAL", targetVersion="2.31.1")
+                await submit_to(client, a.base, n, severity="CRITICAL", targetVersion="2.31.1")
             breached = [(await subscriber.data(timeout=15))["patchEvents"] for _ in range(5)]
             await asyncio.sleep(1.5)  # several more watcher rounds on both replicas
             with pytest.raises(asyncio.TimeoutError):
@@ -83,8 +73,8 @@ async def test_sla_breached_once_with_two_replicas(pg_database_url, tmp_path):
 async def test_sigterm_closes_websockets_with_going_away(pg_database_url, tmp_path):
     with serving(pg_database_url, tmp_path, count=1) as (server,):
         async with connect(server.base, token=VIEWER) as subscriber:
-            await subscriber.subscribe(EVENTS)
-            await asyncio.sleep(0.3)
+            await subscriber.subscribe(BRIEF_EVENTS)
+            await subscriptions_open(server.base, 1)
             loop = asyncio.get_running_loop()
             exit_code = loop.run_in_executor(None, server.terminate)
             with pytest.raises(websockets.ConnectionClosed) as closed:

@@ -1,4 +1,4 @@
-"""graphql_api.ws_protocol: uvicorn's WebSocket protocol with less state per open connection. The whole
+"""graphql_api.live.ws_protocol: uvicorn's WebSocket protocol with less state per open connection. The whole
 WebSocket suite runs on it (tests.api.conftest.start_server and `hitl serve` use it); here: what it no longer
 keeps, and the two small replacements for asyncio.Queue and asyncio.Event."""
 
@@ -9,16 +9,16 @@ import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request as WebSocketsRequest
 
-from graphql_api.ws_protocol import Flag, LeanWebSocketProtocol, Mailbox
-from tests.api.conftest import VIEWER, submit
-from tests.subscriptions.test_live import EVENTS
-from tests.subscriptions.wsclient import connect
+from graphql_api.live.ws_protocol import Flag, LeanWebSocketProtocol, Mailbox
+from tests.support.server import VIEWER, submit
+from tests.support.waiting import subscriptions_open
+from tests.support.wsclient import EVENTS, connect
 
 
 async def test_an_open_connection_keeps_no_handshake_and_still_serves(api):
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await subscriptions_open(api.base, 1)
         [protocol] = [o for o in gc.get_objects() if issubclass(type(o), WebSocketsSansIOProtocol) and not o.disconnected]
         assert type(protocol) is LeanWebSocketProtocol
         assert protocol.request is None and protocol.response is None

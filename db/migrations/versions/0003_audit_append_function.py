@@ -16,7 +16,7 @@ depends_on: str | Sequence[str] | None = None
 # The chain lock is held from here to commit. Doing the head read, the insert and the notification in one
 # call keeps client round trips out of that window (every append of every replica waits on it).
 # The caller hashes nothing itself: it sends the canonical JSON of the entry in three pieces around the two
-# values only known under the lock, `at` and `seq` (db.services.audit.HashPieces). Each statement of a
+# values only known under the lock, `at` and `seq` (db.services.audit.hash_pieces). Each statement of a
 # VOLATILE plpgsql function takes a new snapshot, so the head read sees every append committed before the
 # lock was granted.
 PG_FUNCTION = """

@@ -1,0 +1,211 @@
+"""The Patch type and the evidence attached to it."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+from strawberry.scalars import JSON
+
+from db import enums
+from db import models
+from db.services.policy import sla_status
+from graphql_api.schema.types.enums import PatchStatus, Priority, Severity, SlaStatus, VersionBump
+
+if TYPE_CHECKING:
+    from graphql_api.schema.context import Context
+
+
+@strawberry.type
+class FeatureContribution:
+    feature: str
+    value: float
+
+
+@strawberry.type
+class MlPrediction:
+    model_version: str
+    confidence: float
+    prediction: bool
+    shap_values: list[FeatureContribution]
+    execution_time_ms: float
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MlPrediction":
+        return cls(
+            model_version=data["modelVersion"],
+            confidence=data["confidence"],
+            prediction=data["prediction"],
+            shap_values=[FeatureContribution(feature=item["feature"], value=item["value"]) for item in data.get("shapValues", [])],
+            execution_time_ms=data.get("executionTimeMs", 0.0),
+        )
+
+
+@strawberry.type
+class WargamingResult:
+    phase1_success: bool
+    phase2_success: bool
+    validation_passed: bool
+    execution_time_ms: int
+    error_message: str | None
+    exploit_id: str | None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WargamingResult":
+        return cls(
+            phase1_success=data["phase1Success"],
+            phase2_success=data["phase2Success"],
+            validation_passed=data["validationPassed"],
+            execution_time_ms=data["executionTimeMs"],
+            error_message=data.get("errorMessage"),
+            exploit_id=data.get("exploitId"),
+        )
+
+
+@strawberry.type
+class Approval:
+    approver: str
+    at: datetime
+    comment: str | None
+
+    @classmethod
+    def from_model(cls, row: models.Approval) -> "Approval":
+        return cls(approver=row.approver, at=row.at, comment=row.comment)
+
+
+@strawberry.type
+class Comment:
+    id: strawberry.ID
+    author: str
+    body: str
+    parent_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.Comment) -> "Comment":
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            author=row.author,
+            body=row.body,
+            parent_id=strawberry.ID(str(row.parent_id)) if row.parent_id else None,
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type
+class AuditEntry:
+    seq: int
+    decision_id: strawberry.ID
+    action: str
+    actor: str
+    at: datetime
+    details: JSON
+    ip_address: str | None
+    user_agent: str | None
+    hash: str
+    prev_hash: str
+
+    @classmethod
+    def from_model(cls, row: models.AuditEntry) -> "AuditEntry":
+        return cls(
+            seq=row.seq,
+            decision_id=strawberry.ID(str(row.decision_id)),
+            action=row.action,
+            actor=row.actor,
+            at=row.at,
+            details=row.details,
+            ip_address=row.ip_address,
+            user_agent=row.user_agent,
+            hash=row.hash,
+            prev_hash=row.prev_hash,
+        )
+
+
+@strawberry.type
+class Patch:
+    id: strawberry.ID
+    patch_id: str
+    apv_id: str
+    cve_id: str | None
+    package_name: str
+    current_version: str
+    target_version: str
+    version_bump: VersionBump
+    severity: Severity
+    cvss_score: float | None
+    cvss_vector: str | None
+    cwe_ids: list[str]
+    affected_systems: list[str]
+    patch_size_lines: int
+    diff: str | None
+    priority: Priority
+    status: PatchStatus
+    ml_prediction: MlPrediction | None
+    wargaming: WargamingResult | None
+    ml_wargaming_agreement: bool | None
+    auto_approval_eligible: bool
+    requires_escalation: bool
+    decided_by: str | None
+    decided_at: datetime | None
+    deployment_outcome: bool | None
+    reason: str | None
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+    age_seconds: int
+    sla_deadline: datetime | None
+    sla_status: SlaStatus
+    version: int
+    required_approvals: int
+    row: strawberry.Private[models.Patch]
+
+    @strawberry.field
+    async def approvals(self, info: strawberry.Info["Context", None]) -> list[Approval]:
+        return [Approval.from_model(row) for row in await info.context.loaders.approvals.load(self.row.id)]
+
+    @strawberry.field
+    async def comments(self, info: strawberry.Info["Context", None]) -> list[Comment]:
+        return [Comment.from_model(row) for row in await info.context.loaders.comments.load(self.row.id)]
+
+    @strawberry.field
+    async def audit_trail(self, info: strawberry.Info["Context", None]) -> list[AuditEntry]:
+        return [AuditEntry.from_model(row) for row in await info.context.loaders.audit_trails.load(self.row.id)]
+
+    @classmethod
+    def from_model(cls, row: models.Patch, now: datetime) -> "Patch":
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            patch_id=row.patch_id,
+            apv_id=row.apv_id,
+            cve_id=row.cve_id,
+            package_name=row.package_name,
+            current_version=row.current_version,
+            target_version=row.target_version,
+            version_bump=enums.VersionBump(row.version_bump),
+            severity=enums.Severity(row.severity),
+            cvss_score=row.cvss_score,
+            cvss_vector=row.cvss_vector,
+            cwe_ids=list(row.cwe_ids),
+            affected_systems=list(row.affected_systems),
+            patch_size_lines=row.patch_size_lines,
+            diff=row.diff,
+            priority=enums.Priority(row.priority),
+            status=enums.PatchStatus(row.status),
+            ml_prediction=MlPrediction.from_dict(row.ml_prediction) if row.ml_prediction else None,
+            wargaming=WargamingResult.from_dict(row.wargaming) if row.wargaming else None,
+            ml_wargaming_agreement=row.ml_wargaming_agreement,
+            auto_approval_eligible=row.auto_approval_eligible,
+            requires_escalation=row.requires_escalation,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            deployment_outcome=row.deployment_outcome,
+            reason=row.reason,
+            comment=row.comment,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            age_seconds=max(int((now - row.created_at).total_seconds()), 0),
+            sla_deadline=row.sla_deadline,
+            sla_status=sla_status(row, now),
+            version=row.version,
+            required_approvals=row.required_approvals,
+            row=row,
+        )

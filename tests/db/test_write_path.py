@@ -1,0 +1,56 @@
+"""What a submission writes: the derived flags are computed before the INSERT, so a new patch is one INSERT and one
+audit append (plus the auto-approval's UPDATE and entry when it applies); a repeat writes nothing."""
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from db.engine import Database
+from db.enums import PatchStatus
+from tests.support.factories import confident_prediction, passing_wargaming, submit
+
+
+@contextmanager
+def statements(db: Database):
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        seen.append(" ".join(statement.split()).upper())
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+def _count(seen: list[str], fragment: str) -> int:
+    return sum(fragment in statement for statement in seen)
+
+
+async def test_a_new_patch_is_one_insert_and_one_audit_entry(database):
+    with statements(database) as seen:
+        patch = await submit(database, wargaming=passing_wargaming())
+    assert patch.status == PatchStatus.PENDING.value and patch.version == 1
+    assert _count(seen, "INSERT INTO PATCHES") == 1
+    assert _count(seen, "UPDATE PATCHES") == 0, seen  # the flags went in with the INSERT
+    assert _count(seen, "FOR UPDATE") == 0, seen  # the row just inserted is not locked again
+    assert _count(seen, "HITL_AUDIT_APPEND") + _count(seen, "INSERT INTO AUDIT_LOG") == 1, seen
+    assert not any(statement.startswith("SELECT") and "FROM PATCHES" in statement for statement in seen), seen
+
+
+async def test_an_auto_approved_patch_adds_its_decision_and_nothing_else(database):
+    with statements(database) as seen:
+        patch = await submit(database, wargaming=passing_wargaming(), ml_prediction=confident_prediction(), severity="LOW")
+    assert patch.status == PatchStatus.AUTO_APPROVED.value and patch.version == 2
+    assert _count(seen, "INSERT INTO PATCHES") == 1
+    assert _count(seen, "UPDATE PATCHES") == 1, seen  # the decision, with its own audit entry
+    assert _count(seen, "HITL_AUDIT_APPEND") + _count(seen, "INSERT INTO AUDIT_LOG") == 2, seen
+
+
+async def test_a_repeated_submission_writes_nothing(database):
+    first = await submit(database, patch_id="REPEAT-1")
+    with statements(database) as seen:
+        again = await submit(database, patch_id="REPEAT-1")
+    assert again.id == first.id
+    assert _count(seen, "HITL_AUDIT_APPEND") + _count(seen, "INSERT INTO AUDIT_LOG") + _count(seen, "UPDATE PATCHES") == 0, seen

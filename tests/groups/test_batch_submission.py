@@ -1,0 +1,105 @@
+"""submitPatches through the domain service, on SQLite and PostgreSQL: input order, idempotency, bad items."""
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+from sqlmodel import func, select
+
+from db.models import AuditEntry, Patch
+from db.services import audit, batch_submission, groups
+from db.services.errors import BadUserInput, Forbidden
+from tests.support.factories import POLICY, REVIEWER, SERVICE, patch_data, submit
+from tests.support.ml import trained_predictor
+
+
+async def _submit_many(db, items, *, actor=SERVICE, model=None):
+    async with db.write() as session:
+        return await batch_submission.submit_many(session=session, actor=actor, items=items, policy=POLICY, model=model)
+
+
+async def _counts(db) -> tuple[int, int]:
+    async with db.read() as session:
+        patches = (await session.exec(select(func.count()).select_from(Patch))).one()
+        entries = (await session.exec(select(func.count()).select_from(AuditEntry))).one()
+    return patches, entries
+
+
+async def test_batch_in_input_order_and_idempotent(database):
+    existing = await submit(database)
+    items = [patch_data() for _ in range(5)]
+    repeated = replace(items[1])
+    batch = [items[0], items[1], patch_data(patch_id=existing.patch_id), items[2], repeated, items[3], items[4]]
+    results = await _submit_many(database, batch)
+    assert [row.patch_id for row, _ in results] == [item.patch_id for item in batch]
+    assert [created for _, created in results] == [True, True, False, True, False, True, True]
+    assert results[2][0].id == existing.id and results[4][0].id == results[1][0].id
+    assert await _counts(database) == (6, 6)
+    again = await _submit_many(database, batch)
+    assert [created for _, created in again] == [False] * 7
+    assert [row.id for row, _ in again] == [row.id for row, _ in results]
+    assert await _counts(database) == (6, 6)
+    async with database.read() as session:
+        assert (await audit.verify_chain(session=session)).valid
+        page = await groups.group_page(session=session, now=results[0][0].created_at)
+    assert page.total_count == 6  # each factory patch has its own CVE
+
+
+async def test_bad_item_names_its_index_and_writes_nothing(database):
+    before = await _counts(database)
+    items = [patch_data(), patch_data(), patch_data(cve_id="CVE-nope"), patch_data()]
+    with pytest.raises(BadUserInput) as caught:
+        await _submit_many(database, items)
+    assert caught.value.extensions == {"field": "cveId", "index": 2}
+    assert "inputs[2]" in caught.value.message
+    with pytest.raises(BadUserInput) as caught:
+        await _submit_many(database, [patch_data() for _ in range(batch_submission.MAX_BATCH + 1)])
+    assert caught.value.field == "inputs"
+    with pytest.raises(BadUserInput):
+        await _submit_many(database, [])
+    with pytest.raises(Forbidden):
+        await _submit_many(database, [patch_data()], actor=REVIEWER)
+    assert await _counts(database) == before
+
+
+async def test_batch_predictions_equal_single_predictions(database):
+    predictor = trained_predictor()
+    items = [patch_data(severity=severity, affected_systems=[f"s{i}" for i in range(n)]) for n, severity in enumerate(["LOW", "HIGH", "CRITICAL"], 1)]
+    results = await _submit_many(database, items, model=predictor)
+    for row, created in results:
+        single = predictor.predict(row)
+        assert created and row.ml_prediction["source"] == "model"
+        assert row.ml_prediction["confidence"] == pytest.approx(single["confidence"], abs=1e-6)
+        assert [v["feature"] for v in row.ml_prediction["shapValues"][:5]] == [v["feature"] for v in single["shapValues"][:5]]
+
+
+async def test_concurrent_overlapping_batches(pg_database):
+    items = [patch_data() for _ in range(60)]
+
+    async def send(chunk):
+        return await _submit_many(pg_database, chunk)
+
+    results = await asyncio.gather(send(items[:40]), send(items[20:]), send(items[::-1]))
+    created = [row.patch_id for result in results for row, was_created in result if was_created]
+    assert sorted(created) == sorted(item.patch_id for item in items)
+    assert await _counts(pg_database) == (60, 60)
+
+
+async def test_batch_auto_approval_and_the_pause(database):
+    from db.services import auto_approval
+    from tests.support.factories import ADMIN, confident_prediction, passing_wargaming
+
+    eligible = [patch_data(ml_prediction=confident_prediction(), wargaming=passing_wargaming()) for _ in range(3)]
+    queued = patch_data()
+    results = await _submit_many(database, [eligible[0], queued, *eligible[1:]])
+    assert [row.status for row, _ in results] == ["AUTO_APPROVED", "PENDING", "AUTO_APPROVED", "AUTO_APPROVED"]
+    async with database.read() as session:
+        actions = (await session.exec(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
+        assert actions == ["SUBMITTED"] * 4 + ["AUTO_APPROVED"] * 3
+        assert (await audit.verify_chain(session=session)).valid
+        stored = {row.patch_id: row for row in (await session.exec(select(Patch))).all()}
+    assert stored[eligible[0].patch_id].version == 2 and stored[eligible[0].patch_id].decided_by == "system:auto-approval"
+    async with database.write() as session:
+        await auto_approval.set_paused(session=session, actor=ADMIN, paused=True, reason="incident")
+    paused = await _submit_many(database, [patch_data(ml_prediction=confident_prediction(), wargaming=passing_wargaming())])
+    assert paused[0][0].status == "PENDING"

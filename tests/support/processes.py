@@ -1,0 +1,84 @@
+"""Real `hitl serve` processes on 127.0.0.1 for multi-replica tests; always stopped afterwards."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import API_KEY, CHECKPOINT_KEY, SECRET, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hitl_environment(database_url: str, **env: str) -> dict[str, str]:
+    """The environment a `hitl` command of the tests runs with: this database and the test credentials."""
+    return {
+        **os.environ,
+        "HITL_DATABASE_URL": database_url,
+        "HITL_JWT_SECRET": SECRET,
+        "HITL_INTERNAL_API_KEY": API_KEY,
+        "HITL_AUDIT_CHECKPOINT_KEY": CHECKPOINT_KEY,
+        "HITL_LOG_FORMAT": "json",
+        **env,
+    }
+
+
+def load_demo(database_url: str, count: int = 600) -> None:
+    """`hitl demo`: SYNTHETIC decided history, a model trained on it and active, open patches with predictions."""
+    result = subprocess.run([sys.executable, "-m", "graphql_api.cli", "demo", "--count", str(count)], cwd=ROOT,
+                            env=hitl_environment(database_url), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "trained" in result.stdout and "no model trained" not in result.stdout, result.stdout
+
+
+class ServeProcess:
+    def __init__(self, database_url: str, log_path: Path, *, port: int | None = None, source: Path = ROOT, **env: str) -> None:
+        """`source`: the checkout whose code serves (a benchmark runs another one's, with PYTHONPATH in `env`)."""
+        self.port = port or free_port()  # a given port: the same server again after a restart
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        environment = hitl_environment(database_url, **env)
+        command = [sys.executable, "-m", "graphql_api.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop(); appended to across restarts
+        self.process = subprocess.Popen(command, cwd=source, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 90, *, path: str = "/ready") -> None:
+        """Until `path` answers 200 (/health for a server whose database is not expected to answer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hitl serve exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.base}{path}", timeout=1, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"hitl serve not ready: {self.log_path.read_text()[-2000:]}")
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
+@contextmanager
+def serving(database_url: str, tmp_path: Path, count: int = 1, **env: str):
+    processes = [ServeProcess(database_url, tmp_path / f"serve-{i}.log", **env) for i in range(count)]
+    try:
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
