@@ -24,6 +24,17 @@ PENDING = "{ pendingPatches(first: 500) { edges { node { id } } } }"
 CANCEL = 'mutation($id: ID!) { cancelPatch(id: $id, reason: "test over") { id } }'
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """A failed test's own servers' logs (serve.log under its tmp_path) go into its report: CI keeps nothing else."""
+    report = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp_path, Path):
+        for log in sorted(tmp_path.rglob("serve.log")):
+            report.sections.append((f"server log {log.relative_to(tmp_path)}", log.read_text(errors="replace")[-20_000:]))
+    return report
+
+
 @pytest.fixture(scope="session")
 def browser_tools() -> None:
     """chromium and chromium-driver: scripts/install-test-tools.sh installs them (a no-op when present)."""

@@ -116,7 +116,18 @@ def sign_in(driver: WebDriver, base: str, token: str, path: str = "") -> None:
 def wait_live(driver: WebDriver) -> None:
     """Wait until the console's WebSocket is connected: from then on it receives every new event (it asked for
     the events after the latest cursor before connecting), so a mutation made now shows up in the page."""
-    wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".conn").text == "Live", timeout=20, what="the live connection")
+    try:
+        wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".conn").text == "Live", timeout=20, what="the live connection")
+    except TimeoutException as timeout:
+        raise TimeoutException(f"{timeout.msg}; the page showed:\n{page_state(driver)}") from None
+
+
+def page_state(driver: WebDriver) -> str:
+    """What a failed wait needs to be understood from a CI log: the connection state, the banner, and what the page
+    logged and requested."""
+    shown = {selector: [e.text for e in find(driver, selector)] for selector in (".conn", "#connection-banner", ".page-head", ".toasts")}
+    logged = [f"{entry['level']} {entry['message']}" for entry in driver.get_log("browser")]
+    return "\n".join([f"url {driver.current_url}", *(f"{k}: {v}" for k, v in shown.items()), *logged, *(f"requested {url}" for url in requested_urls(driver))])
 
 
 def requested_urls(driver: WebDriver) -> list[str]:
