@@ -346,6 +346,26 @@ async def test_network_loss_shows_the_banner_and_the_console_reconnects_by_itsel
         assert driver.execute_script("return window.__notReloaded") is True
 
 
+async def test_a_console_opened_while_the_api_cannot_be_reached_signs_in_by_itself_once_it_can(console):
+    """The page loads but its first read (who is signed in) fails: it says so and keeps trying by itself, and signs
+    in and goes live once the service answers, without a click. It used to wait for "Try again"."""
+    patch = submit(console, 1, severity="HIGH")
+    with chromium() as driver:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"{console.base}/graphql"]})  # the API, not the assets
+        driver.get(f"{console.base}/console/#token={REVIEWER}")
+        wait_for(driver, has_text("main h1", "Cannot reach the service"), timeout=20, what="the problem")
+        assert "Trying again by itself" in text(driver, "main")
+        screenshot(driver, "cannot-reach-the-service")
+        time.sleep(1)  # a retry or two fail as well
+        assert "Cannot reach the service" in text(driver, "main h1")
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        wait_for(driver, has_text(".topbar", "Signed in as"), timeout=20, what="the signed-in header")
+        wait_live(driver)
+        wait_for(driver, lambda d: queue_ids(d) == [patch["id"]], what="the queue")
+        assert [e for e in console_errors(driver) if "ERR_BLOCKED_BY_CLIENT" not in e] == []
+
+
 async def test_axe_finds_no_serious_or_critical_accessibility_violations(console):
     """Scenario 8: axe-core (vendored for the test) on the queue, patch and analytics pages, with realistic data.
     Also saves the screenshots the README shows (docs/screenshots/ are copies of two of them)."""

@@ -1,7 +1,7 @@
 // The shell: the header (pages, connection state, who is signed in), the banner while the live connection is
 // down, the page of the current route, and the notices. One module per page (pages/); ROUTES maps paths to them.
 import { Toasts, toast } from "./components/toasts.js";
-import { gql } from "./lib/api.js";
+import { readUntilAnswered } from "./lib/api.js";
 import { ME } from "./lib/documents.js";
 import { duration } from "./lib/format.js";
 import { connection, lastReconnect, start, stop } from "./lib/live.js";
@@ -110,11 +110,12 @@ export function App() {
     }
     let cancelled = false;
     setProblem(null);
-    gql(ME)
-      .then(({ me }) => {
-        if (cancelled) return null;
-        setViewer(me);
-        return me.roles.length ? start() : null; // no role: nothing else is allowed, the live connection neither
+    readUntilAnswered(ME, {}, { current: () => !cancelled, onRetry: setProblem })
+      .then((data) => {
+        if (data === undefined) return null;
+        setProblem(null);
+        setViewer(data.me);
+        return data.me.roles.length ? start() : null; // no role: nothing else is allowed, the live connection neither
       })
       .catch((error) => !cancelled && error.code !== "UNAUTHENTICATED" && setProblem(error));
     return () => {
@@ -137,7 +138,8 @@ export function App() {
     return html`<main id="main" class="signin"><div class="card signin-card">
       ${problem
         ? html`<h1>Cannot reach the service</h1><p class="problem" role="alert">${problem.message}</p>
-            <button type="button" onClick=${() => setAttempt((n) => n + 1)}>Try again</button>
+            <p class="muted">Trying again by itself.</p>
+            <button type="button" onClick=${() => setAttempt((n) => n + 1)}>Try again now</button>
             <button type="button" class="link" onClick=${() => signOutEverywhere()}>Sign out</button>`
         : html`<h1>Signing in…</h1><p class="muted">Checking your token with the service.</p>`}
     </div></main>`;

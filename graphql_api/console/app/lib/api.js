@@ -58,3 +58,30 @@ export async function gql(query, variables = {}, { timeoutMs } = {}) {
   }
   return body.data;
 }
+
+const MAX_BACKOFF_MS = 5000;
+const START_TIMEOUT_MS = 10000;
+const SESSION_ERRORS = new Set(["UNAUTHENTICATED", "FORBIDDEN"]);
+
+// Exponential backoff with jitter, capped: the live socket's reconnects and the start-up reads alike.
+export const backoffMs = (retries) => Math.min(MAX_BACKOFF_MS, 250 * 2 ** retries) * (0.5 + Math.random() / 2);
+export const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A read the console cannot start without (who is signed in, where the events start): a page must not stay stuck
+// because one read failed or hung while the service restarted, so each try is bounded by START_TIMEOUT_MS and a
+// failed one is asked again with backoff, `onRetry(error)` first. Undefined once `current()` turns false (signed out,
+// started again); a session error (UNAUTHENTICATED, FORBIDDEN) is thrown.
+export async function readUntilAnswered(query, variables, { current, onRetry }) {
+  for (let attempt = 0; current(); attempt += 1) {
+    try {
+      const data = await gql(query, variables, { timeoutMs: START_TIMEOUT_MS });
+      return current() ? data : undefined;
+    } catch (error) {
+      if (!current()) return undefined;
+      if (SESSION_ERRORS.has(error.code)) throw error;
+      onRetry?.(error);
+      await pause(backoffMs(attempt));
+    }
+  }
+  return undefined;
+}

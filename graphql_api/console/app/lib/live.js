@@ -13,7 +13,7 @@
 //   client connects again at once with the new token, before the old one expires (the server would close the
 //   socket with 4401 then). Subscriptions resume as on any reconnect; no banner, no "Reconnected" notice.
 import { createClient } from "../../vendor/graphql-ws/client.js";
-import { GRAPHQL_URL, gql, serverNow, setServerTime } from "./api.js";
+import { GRAPHQL_URL, backoffMs, pause, readUntilAnswered, serverNow, setServerTime } from "./api.js";
 import { signOut, token } from "./session.js";
 import { createStore } from "./store.js";
 
@@ -21,10 +21,7 @@ const SESSION_CLOSE_CODES = new Set([4401, 4403]);
 const RENEW_CLOSE_CODE = 4205; // ours (4000-4999 are the application's): graphql-ws retries it
 const PONG_TIMEOUT_MS = 5000;
 const KEEP_ALIVE_MS = 10000;
-const MAX_BACKOFF_MS = 5000;
 const FEED_LENGTH = 200;
-const START_TIMEOUT_MS = 10000;
-const SESSION_ERRORS = new Set(["UNAUTHENTICATED", "FORBIDDEN"]);
 
 // status: "starting" (the first cursor read failed: retrying, no socket yet) | "connecting" | "connected" |
 // "reconnecting" | "stopped"; closed: {code, reason} of the last close
@@ -119,24 +116,12 @@ export function renewConnection() {
   socket.close(RENEW_CLOSE_CODE, "token renewed");
 }
 
-// Exponential backoff with jitter, capped: the socket's reconnects and the first cursor read alike.
-const backoffMs = (retries) => Math.min(MAX_BACKOFF_MS, 250 * 2 ** retries) * (0.5 + Math.random() / 2);
-const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Where the events start: the latest cursor, read again with backoff until the service answers (a console must not
-// stay "Offline" because one read failed or hung while the service restarted); undefined once stop() was called.
+// Where the events start: the latest cursor (read until the service answers); undefined once stop() was called.
 async function firstCursor(generation) {
-  for (let attempt = 0; generation === starts; attempt += 1) {
-    try {
-      const { latestEventCursor } = await gql("query ConsoleStart { latestEventCursor }", {}, { timeoutMs: START_TIMEOUT_MS });
-      return generation === starts ? latestEventCursor : undefined;
-    } catch (error) {
-      if (SESSION_ERRORS.has(error.code) || generation !== starts) throw error;
-      connection.set((c) => ({ ...c, status: "starting", attempt: attempt + 1 })); // the banner: "the service cannot be reached"
-      await pause(backoffMs(attempt));
-    }
-  }
-  return undefined;
+  const current = () => generation === starts;
+  const onRetry = () => connection.set((c) => ({ ...c, status: "starting", attempt: c.attempt + 1 })); // the banner: "the service cannot be reached"
+  const data = await readUntilAnswered("query ConsoleStart { latestEventCursor }", {}, { current, onRetry });
+  return data === undefined ? undefined : data.latestEventCursor;
 }
 
 export function stop() {
