@@ -20,6 +20,7 @@ from tests.support.console_server import serve
 from tests.support.factories import submit as submit_directly
 from tests.support.pg import pg_admin, pg_dsn, pg_url
 from tests.support.server import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, token
+from tests.support.stalling_db import StallingRelay
 
 DETAIL = "query($id: ID!) { patch(id: $id) { status version auditTrail { action actor details } } }"
 _prefixes = itertools.count(1)  # the module's tests share a server: every patch id is new
@@ -364,6 +365,25 @@ async def test_a_console_opened_while_the_api_cannot_be_reached_signs_in_by_itse
         wait_live(driver)
         wait_for(driver, lambda d: queue_ids(d) == [patch["id"]], what="the queue")
         assert [e for e in console_errors(driver) if "ERR_BLOCKED_BY_CLIENT" not in e] == []
+
+
+async def test_a_connection_attempt_that_hangs_is_given_up_and_made_again(console):
+    """The network drops and the next connection attempt is never answered (accepted, then silence): the console gives
+    it up after CONNECT_TIMEOUT_MS (live.js) and connects again. graphql-ws alone waits for that attempt for ever."""
+    patch = submit(console, 1, severity="HIGH")
+    with StallingRelay(console.process.port) as relay, chromium() as driver:
+        base = f"http://127.0.0.1:{relay.port}"
+        sign_in(driver, base, REVIEWER)
+        wait_for(driver, lambda d: queue_ids(d) == [patch["id"]], what="the queue")
+        relay.hold_new()
+        relay.drop_all()
+        wait_for(driver, lambda d: d.find_element(By.ID, "connection-banner").is_displayed(), what="the banner")
+        time.sleep(1)  # the attempt made after the drop is held
+        relay.release_new()
+        wait_live(driver)
+        assert not find(driver, "#connection-banner")
+        meanwhile = submit(console, 2, severity="CRITICAL")
+        wait_for(driver, lambda d: queue_ids(d) == [meanwhile["id"], patch["id"]], what="a new patch, live")
 
 
 async def test_axe_finds_no_serious_or_critical_accessibility_violations(console):

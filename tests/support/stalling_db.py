@@ -1,9 +1,11 @@
-"""A TCP relay in front of PostgreSQL that can be told to hang, as a frozen database server or a network that
-drops every packet does: connections stay open and nothing answers.
+"""A TCP relay in front of PostgreSQL (or the service) that can be told to hang, as a frozen server or a network
+that drops every packet does: connections stay open and nothing answers.
 
 `StallingRelay(target_port).start()` listens on a free loopback port and relays to the target; `stall()` stops
-relaying on every open connection and accepts new ones without ever answering; `resume()` relays again. It runs
-on its own thread (its own event loop), so a test or a benchmark drives it from synchronous code too.
+relaying on every open connection and accepts new ones without ever answering; `resume()` relays again.
+`hold_new()` keeps every connection accepted from then on unanswered for good (a connection attempt that hangs),
+`release_new()` relays new ones again; `drop_all()` cuts the open connections (a network drop). It runs on its own
+thread (its own event loop), so a test or a benchmark drives it from synchronous code too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class StallingRelay:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._connections: set[asyncio.Task] = set()
+        self._holding = False
 
     # --- driven from any thread -----------------------------------------------------------------------
 
@@ -36,6 +39,15 @@ class StallingRelay:
 
     def resume(self) -> None:
         self._call(self._set_flowing(True))
+
+    def hold_new(self) -> None:
+        self._call(self._set_holding(True))
+
+    def release_new(self) -> None:
+        self._call(self._set_holding(False))
+
+    def drop_all(self) -> None:
+        self._call(self._drop_all())
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -66,6 +78,13 @@ class StallingRelay:
         else:
             self._flowing.clear()
 
+    async def _set_holding(self, holding: bool) -> None:
+        self._holding = holding
+
+    async def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+
     async def _close(self) -> None:
         self._server.close()
         for writer in list(self._writers):
@@ -84,6 +103,8 @@ class StallingRelay:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        if self._holding:
+            await asyncio.Event().wait()  # never answered; ended by close()
         try:
             await self._flowing.wait()  # a stalled database accepts and never answers
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)

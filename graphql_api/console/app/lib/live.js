@@ -1,9 +1,10 @@
 // The one WebSocket of the console (graphql-transport-ws, the npm graphql-ws client): every subscription of the
 // pages rides on it, and the app's `patchEvents` stream feeds the activity feed and the live pages.
 //
-// - Closed by the server (1001 on a rolling update, 4408 slow consumer), by the network, or found dead (no pong
-//   within PONG_TIMEOUT_MS of a ping): the client reconnects by itself with backoff, and `connection` says so
-//   (the banner reads it). Its subscriptions are sent again on the new socket; each sends its current page at once.
+// - Closed by the server (1001 on a rolling update, 4408 slow consumer), by the network, found dead (no pong within
+//   PONG_TIMEOUT_MS of a ping) or not connected within CONNECT_TIMEOUT_MS: the client reconnects by itself with
+//   backoff, and `connection` says so (the banner reads it). Its subscriptions are sent again on the new socket;
+//   each sends its current page at once.
 // - patchEvents resumes where it stopped: it starts from `latestEventCursor` and its variables always hold the
 //   cursor of the last event received. graphql-ws re-sends a subscription's own payload object when it
 //   reconnects (client.js `subscribe`), so the new socket asks for patchEvents(after: <last cursor>) and the
@@ -20,6 +21,7 @@ import { createStore } from "./store.js";
 const SESSION_CLOSE_CODES = new Set([4401, 4403]);
 const RENEW_CLOSE_CODE = 4205; // ours (4000-4999 are the application's): graphql-ws retries it
 const PONG_TIMEOUT_MS = 5000;
+const CONNECT_TIMEOUT_MS = 10000;
 const KEEP_ALIVE_MS = 10000;
 const FEED_LENGTH = 200;
 
@@ -41,6 +43,7 @@ let disposeEvents = null;
 let reconnectedAt = null;
 let socket = null;
 let renewing = false;
+let connectTimer = null;
 let starts = 0; // bumped by stop(): a start still waiting for its first cursor gives up
 const eventListeners = new Set();
 
@@ -66,11 +69,17 @@ export async function start() {
     retryWait: (retries) => pause(renewing ? 0 : backoffMs(retries)),
     onNonLazyError: (error) => endSession(error),
     on: {
-      connecting: (isRetry) => !renewing && connection.set((c) => ({ ...c, status: isRetry ? "reconnecting" : "connecting", attempt: isRetry ? c.attempt + 1 : 0 })),
+      connecting: (isRetry) => {
+        // An attempt whose upgrade or acknowledgement never comes is given up and made again (graphql-ws waits for ever).
+        clearTimeout(connectTimer);
+        connectTimer = setTimeout(() => started.terminate(), CONNECT_TIMEOUT_MS);
+        if (!renewing) connection.set((c) => ({ ...c, status: isRetry ? "reconnecting" : "connecting", attempt: isRetry ? c.attempt + 1 : 0 }));
+      },
       opened: (opened) => {
         socket = opened;
       },
       connected: (_socket, payload, wasRetry) => {
+        clearTimeout(connectTimer);
         if (Number.isFinite(payload?.serverTime)) setServerTime(payload.serverTime);
         if (renewing) {
           renewing = false;
@@ -83,6 +92,7 @@ export async function start() {
       },
       closed: (event) => {
         clearTimeout(pongTimer);
+        clearTimeout(connectTimer);
         socket = null;
         if (client !== started || (renewing && event?.code === RENEW_CLOSE_CODE)) return;
         renewing = false;
@@ -126,6 +136,7 @@ async function firstCursor(generation) {
 
 export function stop() {
   starts += 1;
+  clearTimeout(connectTimer);
   disposeEvents?.();
   client?.dispose();
   client = disposeEvents = eventsPayload = null;
