@@ -386,6 +386,29 @@ async def test_a_connection_attempt_that_hangs_is_given_up_and_made_again(consol
         wait_for(driver, lambda d: queue_ids(d) == [meanwhile["id"], patch["id"]], what="a new patch, live")
 
 
+async def test_on_a_phone_the_queue_and_the_groups_are_cards_that_do_not_scroll_sideways(console):
+    """A narrow window (a phone): each row of the queue and of the groups is a card led by the patch (or fix), each cell
+    under its column's name, and neither the page nor the table scrolls sideways (the 1180 px table did)."""
+    submit(console, 1, severity="HIGH")
+    with chromium(width=420, height=900) as driver:
+        for page in ("", "groups"):
+            sign_in(driver, console.base, REVIEWER, page)
+            wait_for(driver, lambda d: find(d, ".queue-table tbody tr td:not(.empty)"), what="a row")
+            page_width, viewport, table_width, wrap_width = driver.execute_script(
+                "const wrap = document.querySelector('.table-wrap');"
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth, wrap.scrollWidth, wrap.clientWidth]")
+            assert page_width <= viewport and table_width <= wrap_width, (page, page_width, viewport, table_width, wrap_width)
+            cells = driver.execute_script(
+                "return [...document.querySelectorAll('.queue-table tbody tr:first-child td')]"
+                ".filter((td) => getComputedStyle(td).display !== 'none')"
+                ".map((td) => [td.className, getComputedStyle(td, '::before').content, td.getBoundingClientRect().top])")
+            assert min(cells, key=lambda cell: cell[2])[0] == "patch-cell"  # the card's first line
+            assert '"Priority"' in [label for _, label, _ in cells]
+            assert not find(driver, ".queue-table thead th") or not find(driver, ".queue-table thead th")[0].is_displayed()
+            screenshot(driver, f"phone-{page or 'queue'}")
+        assert console_errors(driver) == []
+
+
 async def test_axe_finds_no_serious_or_critical_accessibility_violations(console):
     """Scenario 8: axe-core (vendored for the test) on the queue, patch and analytics pages, with realistic data.
     Also saves the screenshots the README shows (docs/screenshots/ are copies of two of them)."""

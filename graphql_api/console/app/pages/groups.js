@@ -37,13 +37,13 @@ export function GroupsPage({ viewer }) {
             : page.items.length === 0
               ? html`<tr><td colspan="7" class="empty">No pending groups.</td></tr>`
               : page.items.map((group) => html`<tr key=${group.key}>
-                  <td><${Priority} value=${group.highestPriority} /></td>
-                  <td><strong>${group.packageName}</strong> → ${group.targetVersion}</td>
-                  <td>${group.cveId ? html`<${Link} to=${`?cve=${encodeURIComponent(group.cveId)}`} title="Show its patches in the queue">${group.cveId}<//>` : html`<span class="muted">none</span>`}</td>
-                  <td>${group.pendingCount} of ${group.size}</td>
-                  <td>${group.requiresEscalationCount || ""}</td>
-                  <td>${group.oldestPendingAt ? html`<${Age} iso=${group.oldestPendingAt} />` : ""}</td>
-                  <td>${decider ? html`<button type="button" class="small" onClick=${() => setOpen(group)}
+                  <td data-label="Priority"><${Priority} value=${group.highestPriority} /></td>
+                  <td class="patch-cell"><strong>${group.packageName}</strong> → ${group.targetVersion}</td>
+                  <td data-label="CVE">${group.cveId ? html`<${Link} to=${`?cve=${encodeURIComponent(group.cveId)}`} title="Show its patches in the queue">${group.cveId}<//>` : html`<span class="muted">none</span>`}</td>
+                  <td data-label="Pending">${group.pendingCount} of ${group.size}</td>
+                  <td data-label="Needs a lead">${group.requiresEscalationCount || ""}</td>
+                  <td data-label="Oldest">${group.oldestPendingAt ? html`<${Age} iso=${group.oldestPendingAt} />` : ""}</td>
+                  <td class="actions">${decider ? html`<button type="button" class="small" onClick=${() => setOpen(group)}
                     aria-label=${`Decide the group ${group.packageName} ${group.targetVersion}`}>Decide group…</button>` : null}</td>
                 </tr>`)}
         </tbody>

@@ -83,18 +83,18 @@ function Filters({ query }) {
 function Row({ patch, index, selected, roles, onSelect, onDecide }) {
   const can = allowed(roles, patch);
   return html`<tr class=${selected ? "selected" : ""} onClick=${() => onSelect(index)} data-patch-id=${patch.id}>
-    <td><${Priority} value=${patch.priority} /></td>
+    <td data-label="Priority"><${Priority} value=${patch.priority} /></td>
     <td class="patch-cell">
       <${Link} to=${`patches/${encodeURIComponent(patch.id)}`} class="patch-link" id=${`row-${index}`}>${patch.patchId}<//>
       <div class="sub"><span class="pkg">${patch.packageName}</span> ${patch.currentVersion} → ${patch.targetVersion}
         ${patch.versionBump === "MAJOR" ? html`<span class="flag flag-major">major</span>` : null}</div>
     </td>
-    <td><div class="mono">${patch.cveId ?? "–"}</div><${Severity} value=${patch.severity} score=${patch.cvssScore} /></td>
-    <td><${Sla} patch=${patch} /></td>
-    <td><${Confidence} prediction=${patch.mlPrediction} /></td>
-    <td><${Wargaming} result=${patch.wargaming} /></td>
-    <td class="flags">${patch.status !== "PENDING" ? html`<${Status} value=${patch.status} />` : null}<${Flags} patch=${patch} /></td>
-    <td class="age"><${Age} iso=${patch.createdAt} /></td>
+    <td data-label="CVE · severity"><div class="mono">${patch.cveId ?? "–"}</div><${Severity} value=${patch.severity} score=${patch.cvssScore} /></td>
+    <td data-label="SLA"><${Sla} patch=${patch} /></td>
+    <td data-label="ML confidence"><${Confidence} prediction=${patch.mlPrediction} /></td>
+    <td data-label="Wargaming"><${Wargaming} result=${patch.wargaming} /></td>
+    <td class="flags" data-label="Flags">${patch.status !== "PENDING" ? html`<${Status} value=${patch.status} />` : null}<${Flags} patch=${patch} /></td>
+    <td class="age" data-label="Age"><${Age} iso=${patch.createdAt} /></td>
     <td class="actions">
       ${can.approve ? html`<button type="button" class="small primary" aria-label=${`Approve ${patch.patchId}`} onClick=${(e) => { e.stopPropagation(); onDecide("approve", patch); }}>Approve</button>` : null}
       ${can.reject ? html`<button type="button" class="small danger" aria-label=${`Reject ${patch.patchId}`} onClick=${(e) => { e.stopPropagation(); onDecide("reject", patch); }}>Reject</button>` : null}
