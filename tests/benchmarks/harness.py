@@ -42,7 +42,7 @@ MODES: dict[str, dict] = {
         "levels": [10, 20], "mutation_level": 20, "events_per_level": 3, "event_gap_s": 0.05, "stream_mutations": 5,
         "stream_rate": 5, "flood_processes": 2, "connect_timeout_s": 30, "settle_s": 0.3, "delivery_timeout_s": 10,
         "cross_events": 5, "cross_subscribers": 2, "cross_gap_s": 0.05,
-        "ml_labels": 600, "ml_calls": 30, "burst_submissions": 300, "burst_subscribers": 20,
+        "ml_labels": 600, "ml_calls": 30, "burst_submissions": 300, "burst_subscribers": 20, "burst_group_subscribers": 5,
         "soak_s": 4, "soak_subscribers": 10, "soak_queue_subscribers": 2, "soak_submit_rate": 4, "soak_decide_rate": 4,
         "soak_read_rate": 8, "soak_churn_s": 1.5, "soak_sample_s": 0.5, "soak_warmup_s": 1, "soak_slope_limit": 5.0,
         "soak_rss_abort_mib": 2048,

@@ -109,18 +109,22 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         insert = f"plain INSERT: {b['per_s']:.0f}/s"
         one, batch = f["submitPatch"], f["submitPatches"]
         add(f"mass-CVE burst: {one['submissions']:,} `submitPatch` from {p['config']['client_processes']} processes, model active, "
-            f"{p['config']['subscribers']} pendingQueue subscribers (server CPU per submission; median / p99)",
+            f"{p['config']['subscribers']} pendingQueue and {p['config'].get('group_subscribers', 0)} pendingGroups subscribers "
+            "(server CPU per submission; median / p99)",
             f"{one['per_s']:.0f}/s ({one['server_cpu_ms_per_submission']} ms; {_lat(one['latency_ms'])}); {one['errors']} errors",
             insert, _x(p["ratio_throughput"]), t["submitPatch throughput"])
         add("same: `submitPatch` p99", _lat(one["latency_ms"]), "plain INSERT: " + _lat(b["latency_ms"]), "—", t["submitPatch p99"])
         add(f"same burst through `submitPatches`, batches of {p['config']['batch']}",
             f"{batch['per_s']:.0f}/s ({batch['server_cpu_ms_per_submission']} ms); {batch['errors']} errors", insert, "—",
             t["submitPatches throughput"])
-        add("the subscribers' exact page (totalCount = the database's) after each burst; pages per subscriber",
-            f"{one['subscribers']['exact_page_after_burst_max_ms']} / {batch['subscribers']['exact_page_after_burst_max_ms']} ms (max); "
-            f"{one['subscribers']['pages_during_burst']['max']} pages (limit {one['subscribers']['pages_limit']:.0f}), "
-            f"{batch['subscribers']['pages_during_burst']['max']} (limit {batch['subscribers']['pages_limit']:.0f})", "—", "—",
-            t["exact page after the burst"])
+        for view, what in (("subscribers", "pendingQueue"), ("group_subscribers", "pendingGroups")):
+            if view not in one:
+                continue
+            add(f"the {what} subscribers' exact page (totalCount = the database's) after each burst; pages per subscriber",
+                f"{one[view]['exact_page_after_burst_max_ms']} / {batch[view]['exact_page_after_burst_max_ms']} ms (max); "
+                f"{one[view]['pages_during_burst']['max']} pages (limit {one[view]['pages_limit']:.0f}), "
+                f"{batch[view]['pages_during_burst']['max']} (limit {batch[view]['pages_limit']:.0f})", "—", "—",
+                t["exact page after the burst"])
         decided = f["decideGroup"]
         add(f"`decideGroup` on a group of {decided['members']}", f"{decided['ms']} ms; {decided['audit_rows']} audit rows, "
             f"{decided['applied']} applied, {decided['skipped']} skipped", "—", "—", t["decideGroup audit rows"])
