@@ -1,6 +1,6 @@
 """/metrics during a database outage (issue 22): the scrape never waits on the database, unknown values are NaN
 rather than 0, and hitl_db_up / hitl_db_last_success_timestamp_seconds say how the last background read went.
-Over a real server and a real PostgreSQL behind a relay that can be made to hang (tests/support/stalling_db.py)."""
+Over a real server and a real PostgreSQL behind a relay that can be made to hang (tests/support/stalling_relay.py)."""
 
 import asyncio
 import math
@@ -13,7 +13,7 @@ from graphql_api.metrics import Metrics
 
 from tests.support.pg import pg_admin
 from tests.support.server import LEAD, closed_port, metrics, running, settings_for, submit, value
-from tests.support.stalling_db import StallingRelay
+from tests.support.stalling_relay import StallingRelay
 
 DATABASE_GAUGES = (
     "hitl_pending_patches",

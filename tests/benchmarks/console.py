@@ -32,6 +32,7 @@ import httpx
 
 from tests.support import console_data
 from tests.support.browser import chromium, has_text, wait_for
+from tests.support.processes import wait_until_ready
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,16 +46,7 @@ def start_dev_server(directory: Path) -> tuple[subprocess.Popen, str, dict[str, 
     process = subprocess.Popen([sys.executable, "-m", "graphql_api.cli", "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)],
                                cwd=directory, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"hitl serve --dev exited: {(directory / 'serve.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=1, trust_env=False).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    wait_until_ready(process, base, directory / "serve.log", 600, poll=0.5)  # --dev loads its demo data first
     text = (directory / "serve.log").read_text()
     tokens = dict(re.findall(r"^\s{4}(viewer|reviewer|lead|admin|service)\s+(eyJ\S+)$", text, re.MULTILINE))
     return process, base, tokens

@@ -3,7 +3,7 @@
     python -m tests.benchmarks.metrics_outage [--source DIR] [--mode stalled|hung-at-start] [--scrapes N] [--gap S]
 
 One `hitl serve` (default settings, as deployed) on a throwaway database of SYNTHETIC patches, reached through a
-relay (tests/support/stalling_db.py) that makes the database hang: connections stay open, nothing answers.
+relay (tests/support/stalling_relay.py) that makes the database hang: connections stay open, nothing answers.
 
 - `stalled`: the service runs normally, then the database hangs mid-run (pooled connections included).
 - `hung-at-start`: the service starts against the hung database (the operator's report in issue 22).
@@ -32,7 +32,7 @@ import httpx
 from tests.benchmarks.common import url_for
 from tests.benchmarks.harness import _drop, _prepare
 from tests.support.processes import ServeProcess
-from tests.support.stalling_db import StallingRelay
+from tests.support.stalling_relay import StallingRelay
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = f"hitl_bench_metrics_{os.getpid()}"

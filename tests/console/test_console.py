@@ -20,7 +20,7 @@ from tests.support.console_server import serve
 from tests.support.factories import submit as submit_directly
 from tests.support.pg import pg_admin, pg_dsn, pg_url
 from tests.support.server import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, token
-from tests.support.stalling_db import StallingRelay
+from tests.support.stalling_relay import StallingRelay
 
 DETAIL = "query($id: ID!) { patch(id: $id) { status version auditTrail { action actor details } } }"
 _prefixes = itertools.count(1)  # the module's tests share a server: every patch id is new

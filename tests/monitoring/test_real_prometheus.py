@@ -6,7 +6,7 @@ shipped). It shows:
 
 - a normal run: every rule healthy, every alert expression (without its threshold) and every dashboard query
   returns data, no alert about the service or its database;
-- pod B's database hangs (a relay that accepts and never answers, tests/support/stalling_db.py): pod B stays
+- pod B's database hangs (a relay that accepts and never answers, tests/support/stalling_relay.py): pod B stays
   scrapeable, HITLDatabaseConnectionFailed fires for it, HITLServiceDown does not;
 - pod A's database is dropped: the same for pod A;
 - both processes killed: HITLServiceDown fires.
@@ -32,7 +32,7 @@ from tests.support.deploy import dashboard_queries, find, build_overlay, prometh
 from tests.support.pg import pg_admin
 from tests.support.processes import ServeProcess, load_demo
 from tests.support.server import REVIEWER, SERVICE, VIEWER, free_port, patch_input
-from tests.support.stalling_db import StallingRelay
+from tests.support.stalling_relay import StallingRelay
 
 pytestmark = pytest.mark.slow
 

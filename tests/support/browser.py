@@ -124,10 +124,10 @@ def wait_live(driver: WebDriver) -> None:
 
 def page_state(driver: WebDriver) -> str:
     """What a failed wait needs to be understood from a CI log: the connection state, the banner, and what the page
-    logged and requested."""
+    logged and requested (not the browser's own chrome:// pages)."""
     shown = {selector: [e.text for e in find(driver, selector)] for selector in (".conn", "#connection-banner", ".page-head", ".toasts")}
     logged = [f"{entry['level']} {entry['message']}" for entry in driver.get_log("browser")]
-    return "\n".join([f"url {driver.current_url}", *(f"{k}: {v}" for k, v in shown.items()), *logged, *(f"requested {url}" for url in requested_urls(driver))])
+    return "\n".join([f"url {driver.current_url}", *(f"{k}: {v}" for k, v in shown.items()), *logged, *(f"requested {url}" for url in requested_urls(driver) if url.startswith(("http", "ws")))])
 
 
 def requested_urls(driver: WebDriver) -> list[str]:

@@ -36,6 +36,21 @@ def load_demo(database_url: str, count: int = 600) -> None:
     assert "trained" in result.stdout and "no model trained" not in result.stdout, result.stdout
 
 
+def wait_until_ready(process: subprocess.Popen, base: str, log_path: Path, timeout: float, *, path: str = "/ready", poll: float = 0.1) -> None:
+    """Until the `hitl serve` process at `base` answers 200 on `path`; its log's end in the error if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"hitl serve exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}{path}", timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll)
+    raise TimeoutError(f"hitl serve not ready: {log_path.read_text()[-2000:]}")
+
+
 class ServeProcess:
     def __init__(self, database_url: str, log_path: Path, *, port: int | None = None, source: Path = ROOT, **env: str) -> None:
         """`source`: the checkout whose code serves (a benchmark runs another one's, with PYTHONPATH in `env`)."""
@@ -49,17 +64,7 @@ class ServeProcess:
 
     def wait_ready(self, timeout: float = 90, *, path: str = "/ready") -> None:
         """Until `path` answers 200 (/health for a server whose database is not expected to answer)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"hitl serve exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.base}{path}", timeout=1, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"hitl serve not ready: {self.log_path.read_text()[-2000:]}")
+        wait_until_ready(self.process, self.base, self.log_path, timeout, path=path)
 
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)

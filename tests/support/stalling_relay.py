@@ -87,8 +87,7 @@ class StallingRelay:
 
     async def _close(self) -> None:
         self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
+        await self._drop_all()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
