@@ -388,8 +388,9 @@ async def test_a_connection_attempt_that_hangs_is_given_up_and_made_again(consol
 
 async def test_on_a_phone_the_queue_and_the_groups_are_cards_that_do_not_scroll_sideways(console):
     """A narrow window (a phone): each row of the queue and of the groups is a card led by the patch (or fix), each cell
-    under its column's name, and neither the page nor the table scrolls sideways (the 1180 px table did)."""
-    submit(console, 1, severity="HIGH")
+    under its column's name, and neither the page nor the table scrolls sideways (the 1180 px table did); so is each
+    entry of a patch's audit trail (its details were squeezed into a column a few letters wide)."""
+    patch = submit(console, 1, severity="HIGH")
     with chromium(width=420, height=900) as driver:
         for page in ("", "groups"):
             sign_in(driver, console.base, REVIEWER, page)
@@ -406,6 +407,11 @@ async def test_on_a_phone_the_queue_and_the_groups_are_cards_that_do_not_scroll_
             assert '"Priority"' in [label for _, label, _ in cells]
             assert not find(driver, ".queue-table thead th") or not find(driver, ".queue-table thead th")[0].is_displayed()
             screenshot(driver, f"phone-{page or 'queue'}")
+        open_patch(driver, console, patch)
+        wait_for(driver, lambda d: find(d, ".audit tbody tr"), what="the audit trail")
+        trail_width, trail_wrap = driver.execute_script("const wrap = document.querySelector('.audit').closest('.table-wrap'); return [wrap.scrollWidth, wrap.clientWidth]")
+        assert trail_width <= trail_wrap, (trail_width, trail_wrap)
+        screenshot(driver, "phone-patch", full_page=True)
         assert console_errors(driver) == []
 
 

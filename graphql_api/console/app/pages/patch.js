@@ -132,9 +132,10 @@ function AuditTrail({ entries }) {
     <caption class="sr-only">Audit trail, oldest first</caption>
     <thead><tr><th scope="col">Seq</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">At</th><th scope="col">Details</th><th scope="col">From</th><th scope="col">Hash</th></tr></thead>
     <tbody>${entries.map((e) => html`<tr key=${e.seq}>
-      <td class="mono">${e.seq}</td><td><span class="action">${words(e.action)}</span></td><td>${e.actor}</td>
-      <td><time datetime=${e.at}>${at(e.at)}</time></td><td><${Details} details=${e.details} /></td>
-      <td class="small">${e.ipAddress ?? "–"}</td><td class="mono small" title=${e.hash}>${e.hash.slice(0, 10)}…</td>
+      <td class="mono" data-label="Seq">${e.seq}</td><td data-label="Action"><span class="action">${words(e.action)}</span></td>
+      <td data-label="Actor">${e.actor}</td><td data-label="At"><time datetime=${e.at}>${at(e.at)}</time></td>
+      <td class="details-cell" data-label="Details"><${Details} details=${e.details} /></td>
+      <td class="small" data-label="From">${e.ipAddress ?? "–"}</td><td class="mono small" data-label="Hash" title=${e.hash}>${e.hash.slice(0, 10)}…</td>
     </tr>`)}</tbody>
   </table></div>`;
 }
