@@ -87,7 +87,6 @@ class OutageLog:
 def create_engine(
     url: str,
     *,
-    pool_min: int = 2,
     pool_max: int = 10,
     application_name: str = "hitl-patch-service",
     pool_timeout: float = 30.0,  # SQLAlchemy's default; the service passes HITL_DB_POOL_TIMEOUT_SECONDS
@@ -116,8 +115,10 @@ def create_engine(
         server_settings["statement_timeout"] = str(max(int(statement_timeout * 1000), 1))
     return create_async_engine(
         url,
-        pool_size=max(pool_min, 1),
-        max_overflow=max(pool_max - max(pool_min, 1), 0),
+        # Every connection opened is kept, up to pool_max: an overflow connection (SQLAlchemy closes those at
+        # check-in) would be a new PostgreSQL backend per transaction under load.
+        pool_size=max(pool_max, 1),
+        max_overflow=0,
         pool_timeout=pool_timeout,
         # No ping per checkout (a round trip on every request). After a database restart the first request
         # to find its pooled connection dead fails (SERVICE_UNAVAILABLE) and invalidates the whole pool.
@@ -135,8 +136,9 @@ class Database:
     also serializes audit appends; on PostgreSQL the audit append takes an advisory lock instead.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, pool_min: int = 0) -> None:
         self.engine = engine
+        self.pool_min = pool_min  # connections open_connections() opens ahead of the first requests
         self.dialect = engine.dialect.name
         self.sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         # Reads need no transaction: AUTOCOMMIT saves the BEGIN and ROLLBACK round trips of every read.
@@ -147,8 +149,8 @@ class Database:
         self._after_commit: list[Callable[[], None]] = []
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: object) -> "Database":
-        return cls(create_engine(url, **kwargs))
+    def from_url(cls, url: str, *, pool_min: int = 2, **kwargs: object) -> "Database":
+        return cls(create_engine(url, **kwargs), pool_min=pool_min)
 
     @property
     def is_sqlite(self) -> bool:
@@ -180,6 +182,18 @@ class Database:
         async with self.sessions() as session:
             async with session.begin():
                 yield session
+
+    async def open_connections(self) -> None:
+        """Open pool_min pooled connections now rather than at the first requests (they stay in the pool)."""
+        if self.is_sqlite or self.pool_min <= 0:
+            return
+        connections = await asyncio.gather(*(self.engine.connect() for _ in range(self.pool_min)), return_exceptions=True)
+        failed = next((c for c in connections if isinstance(c, BaseException)), None)
+        for connection in connections:
+            if not isinstance(connection, BaseException):
+                await connection.close()
+        if failed is not None:
+            raise failed
 
     async def dispose(self) -> None:
         await self.engine.dispose()

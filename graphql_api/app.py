@@ -84,6 +84,7 @@ async def running(services: Services) -> AsyncIterator[None]:
     await services.webhooks.start()
     SHUTDOWN_HOOKS.append(services.hub.close_all)
     watchers = [
+        asyncio.create_task(jobs.open_pool(services), name="hitl-open-pool"),
         asyncio.create_task(jobs.sla_watcher(services), name="hitl-sla-watcher"),
         asyncio.create_task(jobs.audit_checkpointer(services), name="hitl-audit-checkpointer"),
         asyncio.create_task(jobs.drift_checker(services), name="hitl-drift-checker"),

@@ -18,6 +18,15 @@ checkpoint_log = logging.getLogger("hitl.audit.checkpoint")
 DUE_SHARE = 0.9
 
 
+async def open_pool(services: Services) -> None:
+    """Opens DB_POOL_MIN_SIZE connections once, beside the start rather than in it (a database that hangs must not
+    hold up /health); a database that is down leaves them to be opened on demand."""
+    try:
+        await services.db.open_connections()
+    except Exception as exc:  # noqa: BLE001 - opened by the first requests instead
+        log.warning("could not open the database connections ahead of requests: %s", type(exc).__name__)
+
+
 async def sla_watcher(services: Services) -> None:
     """Appends SLA_BREACHED once per patch (rows are claimed under lock), and folds the patch-count deltas the
     triggers append (status_counts.compact)."""

@@ -1,0 +1,52 @@
+"""The PostgreSQL pool keeps the connections it opens, up to DB_POOL_MAX_SIZE: a burst of concurrent transactions
+opens them once, not a new connection (a new PostgreSQL backend) per transaction above DB_POOL_MIN_SIZE, which is
+what SQLAlchemy's overflow connections did (closed at check-in). DB_POOL_MIN_SIZE connections open ahead of the
+first request."""
+
+import asyncio
+
+from sqlalchemy import event, text
+
+from db.engine import Database
+
+POOL_MAX = 4
+
+
+def _count_connects(db: Database) -> list:
+    opened = []
+    event.listen(db.engine.sync_engine.pool, "connect", lambda *_: opened.append(1))
+    return opened
+
+
+async def _busy_transactions(db: Database, count: int) -> None:
+    async def one() -> None:
+        async with db.write() as session:
+            await session.exec(text("SELECT pg_sleep(0.05)"))
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def test_a_burst_of_transactions_reuses_the_connections_it_opened(pg_database_url: str):
+    db = Database.from_url(pg_database_url, pool_min=1, pool_max=POOL_MAX)
+    opened = _count_connects(db)
+    try:
+        await _busy_transactions(db, 3 * POOL_MAX)
+        assert len(opened) == POOL_MAX
+        assert db.engine.pool.checkedin() == POOL_MAX  # all kept, none closed at check-in
+        for _ in range(3):
+            await _busy_transactions(db, 3 * POOL_MAX)
+        assert len(opened) == POOL_MAX
+    finally:
+        await db.dispose()
+
+
+async def test_the_minimum_opens_before_the_first_request(pg_database_url: str):
+    db = Database.from_url(pg_database_url, pool_min=3, pool_max=POOL_MAX)
+    opened = _count_connects(db)
+    try:
+        await db.open_connections()
+        assert len(opened) == 3 and db.engine.pool.checkedin() == 3
+        await _busy_transactions(db, 2)
+        assert len(opened) == 3
+    finally:
+        await db.dispose()
