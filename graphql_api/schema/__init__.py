@@ -10,6 +10,7 @@ from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from graphql_api.schema import input_builders
 from graphql_api.schema.complexity import complexity_rule
 from graphql_api.config import Settings
 from graphql_api.errors import bind_operation_name, code_errors
@@ -81,7 +82,7 @@ def build_schema(settings: Settings, *, execution_context_class: type | None = N
         lambda: SmallDocumentParserCache(maxsize=PARSED_DOCUMENTS),
         lambda: SmallDocumentValidationCache(maxsize=PARSED_DOCUMENTS),
     ]
-    return Schema(
+    built = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -89,6 +90,8 @@ def build_schema(settings: Settings, *, execution_context_class: type | None = N
         config=StrawberryConfig(batching_config={"max_operations": settings.max_batch_size}),
         execution_context_class=execution_context_class,
     )
+    input_builders.install(getattr(known, "definition", None) for known in built.schema_converter.type_map.values())
+    return built
 
 
 # For `strawberry export-schema graphql_api.schema:schema` and the drift test: the SDL does not depend on settings.

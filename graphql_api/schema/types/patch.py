@@ -120,6 +120,15 @@ class AuditEntry:
         )
 
 
+# Mapped when asked for: a page or a batch's answer rarely selects the evidence (the explanation is a list of objects).
+def _ml_prediction(root: "Patch") -> MlPrediction | None:
+    return MlPrediction.from_dict(root.row.ml_prediction) if root.row.ml_prediction else None
+
+
+def _wargaming(root: "Patch") -> WargamingResult | None:
+    return WargamingResult.from_dict(root.row.wargaming) if root.row.wargaming else None
+
+
 @strawberry.type
 class Patch:
     id: strawberry.ID
@@ -139,8 +148,8 @@ class Patch:
     diff: str | None
     priority: Priority
     status: PatchStatus
-    ml_prediction: MlPrediction | None
-    wargaming: WargamingResult | None
+    ml_prediction: MlPrediction | None = strawberry.field(resolver=_ml_prediction)
+    wargaming: WargamingResult | None = strawberry.field(resolver=_wargaming)
     ml_wargaming_agreement: bool | None
     auto_approval_eligible: bool
     requires_escalation: bool
@@ -190,8 +199,6 @@ class Patch:
             diff=row.diff,
             priority=enums.Priority(row.priority),
             status=enums.PatchStatus(row.status),
-            ml_prediction=MlPrediction.from_dict(row.ml_prediction) if row.ml_prediction else None,
-            wargaming=WargamingResult.from_dict(row.wargaming) if row.wargaming else None,
             ml_wargaming_agreement=row.ml_wargaming_agreement,
             auto_approval_eligible=row.auto_approval_eligible,
             requires_escalation=row.requires_escalation,
