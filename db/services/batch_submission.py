@@ -23,9 +23,9 @@ def _built(items: Sequence[submission.SubmitPatchData], actor: Actor, policy: Po
     if not 1 <= len(items) <= MAX_BATCH:
         raise BadUserInput(f"inputs must hold 1 to {MAX_BATCH} submissions", field="inputs")
     built = []
-    for index, data in enumerate(items):
+    for index, (data, id_) in enumerate(zip(items, submission.new_ids(len(items)), strict=True)):
         try:
-            built.append(submission.build(data, actor=actor, policy=policy))
+            built.append(submission.build(data, actor=actor, policy=policy, id=id_))
         except BadUserInput as exc:
             raise BadUserInput(f"inputs[{index}]: {exc.message}", field=exc.field, index=index) from None
     return built

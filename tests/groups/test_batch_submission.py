@@ -103,3 +103,12 @@ async def test_batch_auto_approval_and_the_pause(database):
         await auto_approval.set_paused(session=session, actor=ADMIN, paused=True, reason="incident")
     paused = await _submit_many(database, [patch_data(ml_prediction=confident_prediction(), wargaming=passing_wargaming())])
     assert paused[0][0].status == "PENDING"
+
+
+def test_the_ids_of_a_batch_are_distinct_random_uuids():
+    from db.services.submission import new_ids
+
+    ids = new_ids(500)
+    assert len(set(ids)) == 500
+    assert all(id_.version == 4 and id_.variant == "specified in RFC 4122" for id_ in ids)
+    assert set(ids).isdisjoint(new_ids(500))
