@@ -64,6 +64,7 @@ def build_services(settings: Settings) -> Services:
         on_model_change=lambda: models.refresh(db),
         buffer=settings.subscriber_buffer,
         coalesce_seconds=settings.queue_coalesce_seconds,
+        coalesce_max_seconds=settings.queue_coalesce_max_seconds,
     )
     return Services(
         settings=settings, db=db, policy=settings.policy(), models=models, metrics=metrics, authenticator=Authenticator(settings), hub=hub,

@@ -104,7 +104,10 @@ class Settings(BaseSettings):
     metrics_refresh_seconds: float = Field(default=5.0, gt=0)
     metrics_refresh_timeout_seconds: float = Field(default=5.0, gt=0)
     subscriber_buffer: int = Field(default=1000, ge=10)
+    # Live pages (pendingQueue, pendingGroups) gather the changes of a window: the base one after a quiet moment,
+    # growing up to the maximum while changes keep streaming in (graphql_api.live.hub.CoalescingWindow).
     queue_coalesce_seconds: float = Field(default=0.05, ge=0)
+    queue_coalesce_max_seconds: float = Field(default=0.15, ge=0)
     ws_keep_alive_seconds: float = Field(default=15.0, gt=0)
 
     # Signed audit checkpoints (db.services.audit_checkpoints): one per interval (0 = none), as a log line and a

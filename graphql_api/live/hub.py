@@ -103,6 +103,22 @@ class EventSubscriber:
         return self.pending.popleft()
 
 
+class CoalescingWindow:
+    """How long the hub lets changes gather before it makes the live pages. The first change after a quiet moment
+    waits the base window (a reviewer's decision shows at once). When the next change comes within the window that
+    was just used, changes are streaming in (a mass-CVE burst): the window doubles, up to `longest`, so a subscriber
+    then gets a few pages a second rather than one per base window, and the server's time goes to the submissions."""
+
+    def __init__(self, base: float, longest: float) -> None:
+        self.base, self.longest = base, max(base, longest)
+        self.current = base
+
+    def after_quiet(self, quiet_seconds: float) -> float:
+        """The window for a change that came `quiet_seconds` after the last pages were made."""
+        self.current = min(self.current * 2, self.longest) if quiet_seconds < self.current else self.base
+        return self.current
+
+
 @dataclass(eq=False)
 class Latest:
     """A live value: only the newest one matters (queue pages, analytics)."""
@@ -144,12 +160,14 @@ class Hub:
         buffer: int = 1000,
         delivery_slice: int = DELIVERY_SLICE,
         coalesce_seconds: float = 0.05,
+        coalesce_max_seconds: float = 0.15,
         poll_seconds: float = 2.0,
         analytics_min_interval: float = 1.0,
     ) -> None:
         self.db, self.broker, self.metrics = db, broker, metrics
         self.on_model_change = on_model_change
-        self.buffer, self.coalesce_seconds, self.poll_seconds = buffer, coalesce_seconds, poll_seconds
+        self.buffer, self.poll_seconds = buffer, poll_seconds
+        self.coalescing = CoalescingWindow(coalesce_seconds, coalesce_max_seconds)
         self.delivery_slice = delivery_slice
         self.analytics_min_interval = analytics_min_interval
         self.last_seq: int | None = None
@@ -377,9 +395,11 @@ class Hub:
             shape.latest.publish(PatchGroupPage(total_count=page.total_count, items=items, as_of_seq=as_of))
 
     async def _refresh_queues(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            made = loop.time()
             await self._queues_dirty.wait()
-            await asyncio.sleep(self.coalesce_seconds)  # changes inside the window become one page
+            await asyncio.sleep(self.coalescing.after_quiet(loop.time() - made))  # changes inside the window become one page
             self._queues_dirty.clear()
             for shape in list(self._shapes.values()):
                 try:
