@@ -139,12 +139,49 @@ class Latest:
 
 
 @dataclass(eq=False)
+class PageFollower:
+    """One pendingQueue/pendingGroups subscription of a shape. Its generator takes the newest page whenever it is
+    woken; while it is parked with everything it yielded sent, the hub writes a new page's frame itself instead
+    (graphql_api.live.delivery), as for patchEvents, and the generator stays parked."""
+
+    latest: Latest
+    writer: DirectWriter | None
+    seen: int = 0  # the newest page version this subscriber was sent, either way
+    waiter: asyncio.Future | None = field(init=False, default=None)
+
+    def writes_directly(self) -> bool:
+        return self.writer is not None and self.waiter is not None and not self.waiter.done()
+
+    def deliver(self, version: int, rendered: dict[tuple, str]) -> None:
+        if version <= self.seen:
+            return
+        if self.writes_directly():
+            data_json = rendered.get(self.writer.share_key)
+            if data_json is not None and self.writer.write(data_json):
+                self.seen = version
+                return
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def next(self) -> object:
+        while self.latest.version <= self.seen:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        self.seen = self.latest.version
+        return self.latest.value
+
+
+@dataclass(eq=False)
 class QueueShape:
     first: int
     flt: queue.PendingFilter
     groups: bool = False  # a pendingGroups page rather than a pendingQueue page
     latest: Latest = field(default_factory=Latest)
     subscribers: int = 0
+    followers: set[PageFollower] = field(default_factory=set)
     fingerprint: object = None
     first_page: asyncio.Future | None = None  # the computation of the first page (subscribe_queue)
 
@@ -364,12 +401,41 @@ class Hub:
             raise
         return key, shape
 
-    def unsubscribe_queue(self, key: tuple) -> None:
+    def follow_page(self, shape: QueueShape) -> PageFollower:
+        """Called by a live page's resolver in its operation's task (which tells the direct writer, if any)."""
+        follower = PageFollower(latest=shape.latest, writer=writer_for_this_operation())
+        shape.followers.add(follower)
+        return follower
+
+    def unsubscribe_queue(self, key: tuple, follower: PageFollower | None = None) -> None:
         shape = self._shapes.get(key)
         if shape is not None:
+            shape.followers.discard(follower)
             shape.subscribers -= 1
             if shape.subscribers <= 0:
                 del self._shapes[key]
+
+    async def _deliver_page(self, shape: QueueShape) -> None:
+        """The page just published to every follower of its shape: executed once per distinct operation and written
+        directly where it can be, the other followers woken to take it themselves."""
+        page, version = shape.latest.value, shape.latest.version
+        writers = {}
+        for follower in shape.followers:
+            if follower.writes_directly():
+                writers.setdefault(follower.writer.share_key, follower.writer)
+        results = await asyncio.gather(*(writer.render(page) for writer in writers.values()), return_exceptions=True)
+        rendered = {}
+        for key, result in zip(writers, results, strict=True):
+            if isinstance(result, BaseException):  # its followers take the page through strawberry, which reports it
+                log.warning("executing a live page failed", exc_info=result)
+            else:
+                rendered[key] = result
+        for count, follower in enumerate(list(shape.followers), 1):
+            if shape.latest.version != version:
+                return  # a newer page was published meanwhile: its delivery reaches every follower
+            follower.deliver(version, rendered)
+            if count % self.delivery_slice == 0:
+                await asyncio.sleep(0)
 
     async def _compute_shape(self, shape: QueueShape) -> None:
         if shape.groups:
@@ -383,6 +449,7 @@ class Hub:
             shape.fingerprint = fingerprint
             items = [Patch.from_model(row, now) for row in page.items]
             shape.latest.publish(PendingQueue(total_count=page.total_count, items=items, as_of_seq=as_of))
+            await self._deliver_page(shape)
 
     async def _compute_groups(self, shape: QueueShape) -> None:
         as_of = await self.position()
@@ -393,6 +460,7 @@ class Hub:
             shape.fingerprint = fingerprint
             items = [PatchGroup.from_summary(summary) for summary in page.items]
             shape.latest.publish(PatchGroupPage(total_count=page.total_count, items=items, as_of_seq=as_of))
+            await self._deliver_page(shape)
 
     async def _refresh_queues(self) -> None:
         loop = asyncio.get_running_loop()

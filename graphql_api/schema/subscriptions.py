@@ -31,17 +31,17 @@ def _counted(info: Info):  # noqa: ANN202
 
 
 async def _live_page(info: Info, first: int | None, flt: PendingFilter | None, *, grouped: bool) -> AsyncGenerator[object, None]:
-    """The hub's shared live page of this shape: at once, then after each coalescing window with a change."""
+    """The hub's shared live page of this shape: at once, then after each coalescing window with a change (written by
+    the hub itself while this generator is parked, graphql_api.live.hub.PageFollower)."""
     hub = info.context.services.hub
     key, shape = await hub.subscribe_queue(first=page_size(first), flt=flt.to_filter() if flt else queue.PendingFilter(), grouped=grouped)
+    follower = hub.follow_page(shape)
     with _counted(info):
         try:
-            seen = 0
             while True:
-                value, seen = await shape.latest.wait_newer(seen)
-                yield value
+                yield await follower.next()
         finally:
-            hub.unsubscribe_queue(key)
+            hub.unsubscribe_queue(key, follower)
 
 
 @strawberry.type

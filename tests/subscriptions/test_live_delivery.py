@@ -140,3 +140,66 @@ async def test_fan_out_in_slices_keeps_every_subscriber_in_order(api, direct_fra
         replayed = [(await replaying.data(timeout=30))["patchEvents"]["seq"] for _ in range(35)]
     assert received == [list(range(11, 36))] * 6 and replayed == list(range(1, 36))
     assert len(direct_frames) >= 6 * 25 // 2  # most live frames went out directly despite the slices
+
+
+PAGES = {
+    "pendingQueue": "subscription { pendingQueue(first: 5) { totalCount asOfSeq items { patchId status approvals { approver } } } }",
+    "pendingGroups": "subscription { pendingGroups(first: 5) { totalCount asOfSeq items { key pendingCount members(first: 2) { totalCount } } } }",
+}
+
+
+@pytest.mark.parametrize("field", sorted(PAGES))
+async def test_live_pages_are_written_directly_with_the_text_strawberry_sends(api, direct_frames, field):
+    """The first page goes through strawberry; each later page, while the subscriber's generator is parked, is
+    written by the hub (graphql_api.live.hub.PageFollower): the very frame strawberry would send, and the same
+    pages in the same order as a graphql-ws subscriber gets them through strawberry."""
+    async with connect(api.base, token=VIEWER) as first, connect(api.base, token=VIEWER) as second, connect(
+        api.base, token=VIEWER, protocol=LEGACY_WS
+    ) as legacy:
+        ids = [await client.subscribe(PAGES[field]) for client in (first, second, legacy)]
+        received = {client: [await _raw_next(client)] for client in (first, second)}
+        pages = [(await legacy.data())[field]]
+        await subscriptions_open(api.base, 3)
+        for n in range(1, 4):
+            await submit(api, n, cveId=f"CVE-2026-{1000 + n}")
+            for client in (first, second):
+                received[client].append(await _raw_next(client))
+            pages.append((await legacy.data())[field])
+    assert [page["totalCount"] for page in pages] == [0, 1, 2, 3]
+    for client, op_id in zip((first, second), ids, strict=False):
+        expected = [json.dumps({"id": op_id, "type": "next", "payload": {"data": {field: page}}}, separators=(",", ":")) for page in pages]
+        assert received[client] == expected
+    assert sorted(direct_frames) == sorted(received[first][1:] + received[second][1:])
+
+
+async def test_a_page_with_errors_goes_through_strawberry(api, direct_frames, monkeypatch):
+    """A page whose execution fails is never written directly: the subscriber's generator sends strawberry's coded
+    error, and the next clean page is written directly again."""
+    failing = {"on": False}
+    from_dict = patch_types.WargamingResult.from_dict
+
+    def wargaming_from_dict(data):  # noqa: ANN001, ANN202
+        if failing["on"]:
+            raise RuntimeError("wargaming unreadable")
+        return from_dict(data)
+
+    monkeypatch.setattr(patch_types.WargamingResult, "from_dict", staticmethod(wargaming_from_dict))
+    wargaming = {"phase1Success": True, "phase2Success": False, "validationPassed": False, "executionTimeMs": 10}
+    query = "subscription { pendingQueue(first: 5) { totalCount items { patchId wargaming { validationPassed } } } }"
+    async with connect(api.base, token=VIEWER) as client:
+        await client.subscribe(query)
+        first = json.loads(await _raw_next(client))
+        await subscriptions_open(api.base, 1)
+        await submit(api, 1, wargaming=wargaming)
+        clean = json.loads(await _raw_next(client))
+        failing["on"] = True
+        await submit(api, 2)
+        broken = json.loads(await _raw_next(client))
+        failing["on"] = False
+        await submit(api, 3)
+        after = json.loads(await _raw_next(client))
+    totals = [message["payload"]["data"]["pendingQueue"]["totalCount"] for message in (first, clean, after)]
+    assert totals == [0, 1, 3]
+    error = broken["payload"]["errors"][0]
+    assert broken["type"] == "next" and error["extensions"]["code"] == "INTERNAL_SERVER_ERROR" and "unreadable" not in json.dumps(broken)
+    assert [json.loads(frame)["payload"]["data"]["pendingQueue"]["totalCount"] for frame in direct_frames] == [1, 3]
