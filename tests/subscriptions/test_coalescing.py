@@ -38,18 +38,24 @@ async def test_a_stream_of_submissions_gets_few_pages_and_an_exact_last_one(api)
         counter = iter(range(1, 10_000))
         started = time.monotonic()
 
+        def streaming() -> bool:  # 2 s and at least 120 changes (a loaded machine takes longer), 15 s at most
+            elapsed = time.monotonic() - started
+            return elapsed < 15 and (elapsed < 2 or submitted < 120)
+
+        submitted = 0
+
         async def submitter() -> None:
-            while time.monotonic() - started < 2.0:
+            nonlocal submitted
+            while streaming():
                 await submit_to(http, api.base, next(counter))
+                submitted += 1
 
         await asyncio.gather(*(submitter() for _ in range(4)))
         seconds = time.monotonic() - started
-        submitted = next(counter) - 1
         totals = []
         while not totals or totals[-1] != submitted:
             totals.append((await client.data(timeout=10))["pendingQueue"]["totalCount"])
-    assert submitted > seconds / BASE, "the stream must be faster than the base window for this test to mean anything"
-    # With the base window alone: a page per 50 ms, ~40 here. Gaps in the stream (a pause of this client) each
-    # cost at most a base window's page more, hence the slack.
+    # With the base window alone: a page per 50 ms and change, ~29 in 2 s here. Gaps in the stream (a pause of this
+    # process) each cost at most a base window's page more, hence the slack.
     assert len(totals) <= seconds / 0.1 + 3, (len(totals), seconds)
     assert totals == sorted(totals)

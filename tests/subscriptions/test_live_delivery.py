@@ -33,6 +33,20 @@ def direct_frames(monkeypatch) -> list[str]:
     return frames
 
 
+def _failing_when_on(monkeypatch, owner: type, name: str) -> dict:  # noqa: ANN001
+    """Makes the mapping `owner.name` (called while a result is executed) raise while the returned switch is on."""
+    failing = {"on": False}
+    original = getattr(owner, name)
+
+    def mapped(data):  # noqa: ANN001, ANN202
+        if failing["on"]:
+            raise RuntimeError(f"{owner.__name__} unreadable")
+        return original(data)
+
+    monkeypatch.setattr(owner, name, staticmethod(mapped))
+    return failing
+
+
 async def _raw_next(client, timeout: float = 10) -> str:
     while True:
         text = await asyncio.wait_for(client.connection.recv(), timeout)
@@ -88,15 +102,7 @@ async def _submit_many(api, numbers) -> None:  # noqa: ANN001
 async def test_an_event_with_errors_goes_through_strawberry(api, direct_frames, monkeypatch):
     """strawberry formats errors (and our codes): such a result is never written directly, and the next
     clean event is again."""
-    failing = {"on": False}
-    from_model = patch_types.AuditEntry.from_model
-
-    def audit_entry_from_model(row):  # noqa: ANN001, ANN202
-        if failing["on"]:
-            raise RuntimeError("audit entry unreadable")
-        return from_model(row)
-
-    monkeypatch.setattr(patch_types.AuditEntry, "from_model", staticmethod(audit_entry_from_model))
+    failing = _failing_when_on(monkeypatch, patch_types.AuditEntry, "from_model")
     query = "subscription { patchEvents { seq kind patch { patchId auditTrail { action } } } }"
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe(query)
@@ -175,15 +181,7 @@ async def test_live_pages_are_written_directly_with_the_text_strawberry_sends(ap
 async def test_a_page_with_errors_goes_through_strawberry(api, direct_frames, monkeypatch):
     """A page whose execution fails is never written directly: the subscriber's generator sends strawberry's coded
     error, and the next clean page is written directly again."""
-    failing = {"on": False}
-    from_dict = patch_types.WargamingResult.from_dict
-
-    def wargaming_from_dict(data):  # noqa: ANN001, ANN202
-        if failing["on"]:
-            raise RuntimeError("wargaming unreadable")
-        return from_dict(data)
-
-    monkeypatch.setattr(patch_types.WargamingResult, "from_dict", staticmethod(wargaming_from_dict))
+    failing = _failing_when_on(monkeypatch, patch_types.WargamingResult, "from_dict")
     wargaming = {"phase1Success": True, "phase2Success": False, "validationPassed": False, "executionTimeMs": 10}
     query = "subscription { pendingQueue(first: 5) { totalCount items { patchId wargaming { validationPassed } } } }"
     async with connect(api.base, token=VIEWER) as client:
