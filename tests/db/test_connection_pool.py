@@ -50,3 +50,28 @@ async def test_the_minimum_opens_before_the_first_request(pg_database_url: str):
         assert len(opened) == 3
     finally:
         await db.dispose()
+
+
+async def test_a_started_service_opens_the_minimum_before_any_request(pg_database_url: str):
+    """More than its start-up work would open by itself (the model, the hub, the gauges)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.support.server import running, settings_for
+    from tests.support.waiting import eventually
+
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND application_name = 'hitl-patch-service'")
+    watcher = Database.from_url(pg_database_url, pool_min=0, pool_max=1)  # same application name: counts itself
+
+    async def service_connections() -> int:
+        async with watcher.read() as session:
+            return (await session.exec(query, params={"db": make_url(pg_database_url).database})).scalar_one() - 1
+
+    try:
+        async with running(settings_for(pg_database_url, db_pool_min_size=6)):
+            await eventually(lambda: _at_least(service_connections(), 6), timeout=10, what="DB_POOL_MIN_SIZE connections opened")
+    finally:
+        await watcher.dispose()
+
+
+async def _at_least(count, minimum: int) -> bool:  # noqa: ANN001
+    return await count >= minimum
