@@ -359,17 +359,7 @@ class Hub:
     async def _deliver(self, event: PatchEvent) -> None:
         """Every subscriber gets the event in seq order; for those that can be written to directly, its
         result is executed once per distinct operation first (awaiting may need the database)."""
-        writers = {}
-        for subscriber in self._subscribers:
-            if subscriber.writes_directly() and subscriber.matches(event):
-                writers.setdefault(subscriber.writer.share_key, subscriber.writer)
-        results = await asyncio.gather(*(writer.render(event) for writer in writers.values()), return_exceptions=True)
-        rendered = {}
-        for key, result in zip(writers, results, strict=True):
-            if isinstance(result, BaseException):  # its subscribers get the event the queued way, which reports it
-                log.warning("executing a live event failed", exc_info=result)
-            else:
-                rendered[key] = result
+        rendered = await _rendered_once(event, [s.writer for s in self._subscribers if s.writes_directly() and s.matches(event)])
         for count, subscriber in enumerate(list(self._subscribers), 1):
             subscriber.deliver(event, rendered)
             if count % self.delivery_slice == 0:
@@ -419,17 +409,7 @@ class Hub:
         """The page just published to every follower of its shape: executed once per distinct operation and written
         directly where it can be, the other followers woken to take it themselves."""
         page, version = shape.latest.value, shape.latest.version
-        writers = {}
-        for follower in shape.followers:
-            if follower.writes_directly():
-                writers.setdefault(follower.writer.share_key, follower.writer)
-        results = await asyncio.gather(*(writer.render(page) for writer in writers.values()), return_exceptions=True)
-        rendered = {}
-        for key, result in zip(writers, results, strict=True):
-            if isinstance(result, BaseException):  # its followers take the page through strawberry, which reports it
-                log.warning("executing a live page failed", exc_info=result)
-            else:
-                rendered[key] = result
+        rendered = await _rendered_once(page, [follower.writer for follower in shape.followers if follower.writes_directly()])
         for count, follower in enumerate(list(shape.followers), 1):
             if shape.latest.version != version:
                 return  # a newer page was published meanwhile: its delivery reaches every follower
@@ -502,6 +482,21 @@ class Hub:
                 except Exception:  # noqa: BLE001
                     log.warning("analytics refresh failed", exc_info=True)
             await asyncio.sleep(self.analytics_min_interval)  # at most once a second
+
+
+async def _rendered_once(value: object, writers: list[DirectWriter]) -> dict[tuple, str]:
+    """The frame data of `value` for each distinct operation among `writers` (executed once per operation; awaiting
+    may need the database). An operation whose execution fails is left out: its subscribers take the value through
+    strawberry, which reports the failure to them."""
+    distinct = {writer.share_key: writer for writer in reversed(writers)}
+    results = await asyncio.gather(*(writer.render(value) for writer in distinct.values()), return_exceptions=True)
+    rendered = {}
+    for key, result in zip(distinct, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("executing a live value failed", exc_info=result)
+        else:
+            rendered[key] = result
+    return rendered
 
 
 def _slow_consumer_closer(connection: object) -> Callable[[], None]:
