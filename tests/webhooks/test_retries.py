@@ -78,12 +78,12 @@ async def test_a_hanging_receiver_does_not_slow_a_healthy_one(database_url: str)
     async with webhook_api(database_url, webhook_timeout_seconds=5.0) as api, Receiver(hang=True) as hanging, Receiver() as healthy:
         await create_webhook(api, hanging.url)
         await create_webhook(api, healthy.url)
-        started = time.monotonic()
         for n in range(50):
             await submit(api, n)
-        await eventually(lambda: len(healthy.received) == 50, timeout=4.5, what="50 events at the healthy receiver within the timeout")
-        # All of it while the hanging receiver still holds its first request (5 s timeout).
-        assert len(hanging.received) == 1 and time.monotonic() - started < 5.0
+        await eventually(lambda: len(healthy.received) == 50, timeout=15, what="50 events at the healthy receiver")
+        # All of it received while the hanging receiver still held its first request (5 s timeout), judged by the
+        # receivers' own receipt times: when this test's task noticed can lag behind on a loaded machine.
+        assert len(hanging.received) == 1 and healthy.received[-1].at - hanging.received[0].at < 5.0
         assert [item.json["subject"] for item in healthy.received] == [f"P-{n}" for n in range(50)]
 
 
