@@ -60,14 +60,23 @@ async def approve(*, session: AsyncSession, actor: Actor, patch_id: str, comment
     return patch
 
 
-def approval_change(actor: Actor, patch: Patch, approvers: list[str], comment: str | None) -> tuple[PatchEventKind, dict, Approval]:
-    """The rules of an approval of a locked, open patch (role, escalation, self-approval, distinct approvers): the
-    event kind, its details and the approval row, with the patch finalized when this approval completes it."""
+def check_approval(actor: Actor, patch: Patch, approvers: list[str]) -> None:
+    """Whether this actor may approve this open patch now (role, escalation, self-approval, distinct approvers)."""
     _require_decider(actor, patch, "approving this patch")
     if actor.subject == patch.submitted_by:
         raise Forbidden("separation of duties: the submitter of a patch cannot approve it")
     if actor.subject in approvers:
         raise patches.conflict(patch, f"{actor.subject} has already approved this patch")
+
+
+def check_rejection(actor: Actor, patch: Patch) -> None:
+    _require_decider(actor, patch, "rejecting this patch")
+
+
+def approval_change(actor: Actor, patch: Patch, approvers: list[str], comment: str | None) -> tuple[PatchEventKind, dict, Approval]:
+    """The rules of an approval of a locked, open patch (role, escalation, self-approval, distinct approvers): the
+    event kind, its details and the approval row, with the patch finalized when this approval completes it."""
+    check_approval(actor, patch, approvers)
     # The unique (patch_id, approver) constraint backs this check; the row lock makes it race-free.
     approval = Approval(patch_id=patch.id, approver=actor.subject, comment=comment)
     count = len(approvers) + 1
@@ -83,7 +92,7 @@ def approval_change(actor: Actor, patch: Patch, approvers: list[str], comment: s
 
 def rejection_change(actor: Actor, patch: Patch, reason: str, comment: str | None) -> dict:
     """The rules of a rejection of a locked, open patch; finalizes it and returns the event's details."""
-    _require_decider(actor, patch, "rejecting this patch")
+    check_rejection(actor, patch)
     previous = patch.status
     _finalize(patch, actor, PatchStatus.REJECTED, reason=reason, comment=comment)
     return {"from": previous, "reason": reason, "comment": comment}

@@ -63,6 +63,52 @@ async def _approvers(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.U
     return found
 
 
+def _parse(actor: Actor, key: str, decision: GroupDecision) -> tuple[str, GroupDecision]:
+    actor.require("decide", "deciding a patch group")
+    return groups.parse_key(key), GroupDecision(decision)
+
+
+def _refusal(actor: Actor, patch: Patch, decision: GroupDecision, approvers: list[str]) -> Skip | None:
+    """Why the single-patch rules keep this actor from deciding this member now, or None."""
+    try:
+        if decision is GroupDecision.APPROVE:
+            decisions.require_transition(patch, PatchStatus.APPROVED)
+            decisions.check_approval(actor, patch, approvers)
+        else:
+            decisions.require_transition(patch, PatchStatus.REJECTED)
+            decisions.check_rejection(actor, patch)
+    except (Forbidden, Conflict) as refused:
+        return Skip(patch=patch, code=refused.code, message=refused.message)
+    return None
+
+
+def _assess(actor: Actor, key: str, decision: GroupDecision, members: list[Patch], approvers: dict[uuid.UUID, list[str]]) -> GroupOutcome:
+    """Which members this decision would apply to and which it would skip (with why), in queue order."""
+    applied, skipped = [], []
+    for patch in groups.queue_order(members):
+        refusal = _refusal(actor, patch, decision, approvers.get(patch.id, []))
+        if refusal is None:
+            applied.append(patch)
+        else:
+            skipped.append(refusal)
+    return GroupOutcome(key=key, applied=applied, skipped=skipped)
+
+
+async def _evidence(session: AsyncSession, key: str, decision: GroupDecision, members: list[Patch]) -> dict[uuid.UUID, list[str]]:
+    """The approvers of each member (for an approval); NOT_FOUND for a key no patch has."""
+    if not members and await groups.summary(session=session, key=key) is None:
+        raise NotFound(f"patch group {key} not found")
+    return await _approvers(session, [member.id for member in members]) if decision is GroupDecision.APPROVE else {}
+
+
+async def preview_group(*, session: AsyncSession, actor: Actor, key: str, decision: GroupDecision) -> GroupOutcome:
+    """What `decide_group` would do for this actor now, under the same rules; writes and locks nothing. The members
+    it lists are the ids to send as `expected_member_ids`."""
+    key, decision = _parse(actor, key, decision)
+    members = await groups.open_members(session=session, key=key)
+    return _assess(actor, key, decision, members, await _evidence(session, key, decision, members))
+
+
 async def decide_group(
     *,
     session: AsyncSession,
@@ -73,36 +119,25 @@ async def decide_group(
     comment: str | None = None,
     expected_member_ids: list[str] | None = None,
 ) -> GroupOutcome:
-    actor.require("decide", "deciding a patch group")
-    key = groups.parse_key(key)
-    decision = GroupDecision(decision)
+    key, decision = _parse(actor, key, decision)
     reason = decisions.parse_reason(reason) if decision is GroupDecision.REJECT or reason is not None else None
     comment = decisions.parse_comment(comment)
     expected = groups.parse_member_ids(expected_member_ids)
     members = await groups.lock_open_members(session=session, key=key)
     if expected is not None and {member.id for member in members} != expected:
         raise _mismatch({member.id for member in members}, expected)
-    if not members and await groups.summary(session=session, key=key) is None:
-        raise NotFound(f"patch group {key} not found")
-    approvers = await _approvers(session, [member.id for member in members]) if decision is GroupDecision.APPROVE else {}
-    changes, applied, skipped = [], [], []
-    for patch in groups.queue_order(members):
-        try:
-            if decision is GroupDecision.APPROVE:
-                decisions.require_transition(patch, PatchStatus.APPROVED)
-                kind, details, approval = decisions.approval_change(actor, patch, approvers[patch.id], comment)
-                inserts = [approval]
-            else:
-                decisions.require_transition(patch, PatchStatus.REJECTED)
-                kind, details, inserts = PatchEventKind.REJECTED, decisions.rejection_change(actor, patch, reason, comment), []
-        except (Forbidden, Conflict) as refused:
-            skipped.append(Skip(patch=patch, code=refused.code, message=refused.message))
-            continue
+    approvers = await _evidence(session, key, decision, members)
+    outcome = _assess(actor, key, decision, members, approvers)
+    changes = []
+    for patch in outcome.applied:
+        if decision is GroupDecision.APPROVE:
+            kind, details, approval = decisions.approval_change(actor, patch, approvers[patch.id], comment)
+            inserts = [approval]
+        else:
+            kind, details, inserts = PatchEventKind.REJECTED, decisions.rejection_change(actor, patch, reason, comment), []
         details = {**details, "groupKey": key}
         if decision is GroupDecision.APPROVE and reason is not None:
             details["reason"] = reason
         changes.append(patches.prepare(patch=patch, action=kind.value, actor=actor, details=details, inserts=inserts))
-        applied.append(patch)
     await patches.record_many(session=session, changes=changes)
-    return GroupOutcome(key=key, applied=applied, skipped=skipped)
-
+    return outcome

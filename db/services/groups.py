@@ -143,13 +143,13 @@ async def members_page(
     )
 
 
-_LOCK_OPEN = (
-    select(Patch)
-    .where(Patch.status.in_(OPEN_VALUES))
-    .order_by(Patch.id)
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
+_OPEN = select(Patch).where(Patch.status.in_(OPEN_VALUES)).order_by(Patch.id)
+_LOCK_OPEN = _OPEN.with_for_update().execution_options(populate_existing=True)
+
+
+async def open_members(*, session: AsyncSession, key: str) -> list[Patch]:
+    """The group's open members as they are now, without locks (for a preview)."""
+    return list((await session.exec(_OPEN.where(Patch.group_key == key))).all())
 
 
 async def lock_open_members(*, session: AsyncSession, key: str) -> list[Patch]:

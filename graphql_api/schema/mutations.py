@@ -15,7 +15,7 @@ from graphql_api.schema.context import Context
 from graphql_api.schema.permissions import CanAdminister, CanCancel, CanComment, CanDecide, CanEscalate, CanRecordEvidence, CanSubmit
 from graphql_api.schema.types.inputs import SubmitPatchInput, WargamingInput
 from graphql_api.schema.types.auto_approval import AutoApprovalState, MlModel
-from graphql_api.schema.types.groups import GroupDecision, GroupDecisionResult, GroupDecisionSkip, PatchGroup
+from graphql_api.schema.types.groups import GroupDecision, GroupDecisionResult
 from graphql_api.schema.types.payloads import SubmitPatchPayload
 from graphql_api.schema.types.patch import Comment, Patch
 from graphql_api.schema.webhooks import WebhookMutations
@@ -94,12 +94,7 @@ class Mutation(WebhookMutations):
         outcome, summary = await _in_transaction(info, change)
         _count_decisions(info, outcome.applied)
         info.context.services.metrics.record_group_decision(decision.value, applied=len(outcome.applied), skipped=len(outcome.skipped))
-        now = info.context.now
-        return GroupDecisionResult(
-            group=PatchGroup.from_summary(summary),
-            applied=[Patch.from_model(row, now) for row in outcome.applied],
-            skipped=[GroupDecisionSkip(patch=Patch.from_model(skip.patch, now), code=skip.code, message=skip.message) for skip in outcome.skipped],
-        )
+        return GroupDecisionResult.from_outcome(outcome, summary, info.context.now)
 
     @strawberry.mutation(permission_classes=[CanRecordEvidence])
     async def record_wargaming_result(self, info: Info, id: strawberry.ID, input: WargamingInput) -> Patch:  # noqa: A002

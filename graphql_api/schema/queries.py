@@ -4,15 +4,15 @@ from datetime import datetime
 
 import strawberry
 
-from db.services import analytics, analytics_breakdown, audit_checkpoints, audit_log, auto_approval, drift, groups, guard, ml_models, patches, queue
+from db.services import analytics, analytics_breakdown, audit_checkpoints, audit_log, auto_approval, drift, group_decisions, groups, guard, ml_models, patches, queue
 from graphql_api.schema import mapping
 from graphql_api.schema.context import Context
-from graphql_api.schema.permissions import CanRead, IsAuthenticated
+from graphql_api.schema.permissions import CanDecide, CanRead, IsAuthenticated
 from graphql_api.schema.types.inputs import AuditCheckpointInput, AuditFilter, PatchFilter, PendingFilter
 from graphql_api.schema.types.auto_approval import AutoApprovalState, MlModel
 from graphql_api.schema.types.connections import AuditEntryConnection, PatchConnection
 from graphql_api.schema.types.enums import AnalyticsInterval
-from graphql_api.schema.types.groups import PatchGroup, PatchGroupConnection
+from graphql_api.schema.types.groups import GroupDecision, GroupDecisionResult, PatchGroup, PatchGroupConnection
 from graphql_api.schema.types.reports import AnalyticsBreakdown, AnalyticsSummary, AuditChainReport
 from graphql_api.schema.types.viewer import Viewer
 from graphql_api.schema.types.patch import Patch
@@ -57,6 +57,18 @@ class Query(WebhookQueries):
         async with info.context.db.read() as session:
             found = await groups.summary(session=session, key=key)
         return PatchGroup.from_summary(found) if found else None
+
+    @strawberry.field(
+        permission_classes=[CanDecide],
+        description="What decideGroup would do now for the caller (REVIEWER and up): the pending members it would decide "
+        "and those it would skip, with their codes, in queue order. Nothing is written; send the listed ids as expectedMemberIds.",
+    )
+    async def group_decision_preview(self, info: Info, key: str, decision: GroupDecision) -> GroupDecisionResult:
+        actor = info.context.actor()
+        async with info.context.db.read() as session:
+            outcome = await group_decisions.preview_group(session=session, actor=actor, key=key, decision=decision)
+            summary = await groups.summary(session=session, key=outcome.key)
+        return GroupDecisionResult.from_outcome(outcome, summary, info.context.now)
 
     @strawberry.field(permission_classes=READ)
     async def patches(

@@ -446,7 +446,8 @@ async def test_axe_finds_no_serious_or_critical_accessibility_violations(console
 
 async def test_grouped_queue_and_a_group_decision_that_shows_what_it_skips(console):
     """Issue 19: the queue grouped by fix; the group dialog lists every pending member and, before the click, which
-    will be approved and which skipped (needs a lead; submitted by the reviewer); the click decides exactly those."""
+    will be approved and which skipped (needs a lead; submitted by the reviewer), as the service's groupDecisionPreview
+    says; a group that grew meanwhile is not decided but shown again; the click decides exactly what was shown."""
     fix = {"cveId": "CVE-2026-31337", "packageName": "demo-group-lib", "currentVersion": "4.1.0", "targetVersion": "4.1.2",
            "mlPrediction": None, "wargaming": None, "severity": "HIGH"}
     plain = [submit(console, n, **fix) for n in (1, 2)]
@@ -461,14 +462,20 @@ async def test_grouped_queue_and_a_group_decision_that_shows_what_it_skips(conso
         wait_for(driver, lambda d: len(find(d, "dialog[open] .group-members tbody tr")) == 4, what="the four members")
         assert "2 will be approved, 2 skipped" in text(driver, "dialog[open] .group-summary")
         rows = {row.find_element(By.CSS_SELECTOR, "th").text: row.text for row in find(driver, "dialog[open] .group-members tbody tr")}
-        assert "needs a lead" in rows[needs_lead["patchId"]] and "you submitted it" in rows[own["patchId"]]
+        assert "needs a LEAD or ADMIN" in rows[needs_lead["patchId"]] and "submitter of a patch cannot approve it" in rows[own["patchId"]]
         assert all(rows[p["patchId"]].endswith("approved") for p in plain)
         screenshot(driver, "group-decision")
+        plain.append(submit(console, 5, **fix))  # the group grows while the dialog is open: nothing is applied
         button(driver, "Approve 2", "dialog[open]").click()
-        wait_for(driver, has_text(".toasts", "2 decided, 2 skipped"), what="the group decision notice")
+        wait_for(driver, has_text("dialog[open] .problem", "Not applied"), what="the changed-group notice")
+        wait_for(driver, lambda d: len(find(d, "dialog[open] .group-members tbody tr")) == 5, what="the five members")
+        assert "3 will be approved, 2 skipped" in text(driver, "dialog[open] .group-summary")
+        assert all(gql(console, DETAIL, {"id": p["id"]})["patch"]["status"] == "PENDING" for p in plain)
+        button(driver, "Approve 3", "dialog[open]").click()
+        wait_for(driver, has_text(".toasts", "3 decided, 2 skipped"), what="the group decision notice")
         assert console_errors(driver) == []
     statuses = {p["patchId"]: gql(console, DETAIL, {"id": p["id"]})["patch"]["status"] for p in (*plain, needs_lead, own)}
-    assert statuses == {plain[0]["patchId"]: "APPROVED", plain[1]["patchId"]: "APPROVED", needs_lead["patchId"]: "PENDING", own["patchId"]: "PENDING"}
+    assert statuses == {**{p["patchId"]: "APPROVED" for p in plain}, needs_lead["patchId"]: "PENDING", own["patchId"]: "PENDING"}
 
 
 def test_a_console_reloaded_during_its_first_load_after_a_start_still_shows_the_queue(browser_tools, sqlite_template, tmp_path):

@@ -146,3 +146,61 @@ async def test_group_decision_refusals(database):
         await _decide(database, REVIEWER, patch.group_key, expected_member_ids=["nope"])
     with pytest.raises(NotFound):
         await _decide(database, REVIEWER, "0" * 32)
+
+
+async def _preview(db, actor, key, decision=APPROVE):
+    async with db.read() as session:
+        return await group_decisions.preview_group(session=session, actor=actor, key=key, decision=decision)
+
+
+def _shape(outcome):
+    return [row.id for row in outcome.applied], [(skip.patch.id, skip.code, skip.message) for skip in outcome.skipped]
+
+
+async def test_preview_is_the_decision_without_writing(database):
+    plain = await submit(database, **FIX, severity="LOW")
+    needs_lead = await submit(database, **FIX, affected_systems=[f"system-{i}" for i in range(12)])
+    critical = await submit(database, **FIX, severity="CRITICAL")
+    own = await submit(database, **FIX, actor=Actor(REVIEWER.subject, frozenset({Role.SERVICE})))
+    async with database.write() as session:
+        await decisions.approve(session=session, actor=REVIEWER2, patch_id=str(critical.id))  # one of two
+    before = await _audit_count(database)
+
+    previews = {
+        (actor.subject, decision): await _preview(database, actor, plain.group_key, decision)
+        for actor in (REVIEWER, REVIEWER2, LEAD)
+        for decision in (APPROVE, REJECT)
+    }
+    assert _shape(previews[REVIEWER.subject, APPROVE]) == (
+        [critical.id, plain.id],
+        [(needs_lead.id, "FORBIDDEN", "approving this patch: this patch requires escalation and needs a LEAD or ADMIN"),
+         (own.id, "FORBIDDEN", "separation of duties: the submitter of a patch cannot approve it")],
+    )
+    assert [skip.code for skip in previews[REVIEWER2.subject, APPROVE].skipped] == ["CONFLICT", "FORBIDDEN"]  # rob approved the CRITICAL one
+    assert _shape(previews[LEAD.subject, REJECT])[1] == [] and await _audit_count(database) == before
+    async with database.read() as session:
+        assert (await session.exec(select(Patch.status).where(Patch.group_key == plain.group_key))).all() == ["PENDING"] * 4
+
+    # the decision does what a preview taken just before it said, on the members it listed
+    for actor, decision in ((REVIEWER, APPROVE), (LEAD, REJECT)):
+        preview = await _preview(database, actor, plain.group_key, decision)
+        listed = [str(row.id) for row in preview.applied] + [str(skip.patch.id) for skip in preview.skipped]
+        outcome = await _decide(database, actor, plain.group_key, decision, reason="n/a", expected_member_ids=listed)
+        assert _shape(outcome) == _shape(preview) and outcome.applied
+    async with database.read() as session:
+        open_left = select(func.count()).select_from(Patch).where(Patch.group_key == plain.group_key, Patch.status.in_(groups.OPEN_VALUES))
+        assert (await session.exec(open_left)).one() == 0
+
+
+async def test_preview_refusals(database):
+    patch = await submit(database, **FIX)
+    with pytest.raises(Forbidden):
+        await _preview(database, SERVICE, patch.group_key)
+    with pytest.raises(BadUserInput):
+        await _preview(database, REVIEWER, "not-a-key")
+    with pytest.raises(NotFound):
+        await _preview(database, REVIEWER, "0" * 32)
+    async with database.write() as session:
+        await decisions.reject(session=session, actor=REVIEWER, patch_id=str(patch.id), reason="no")
+    empty = await _preview(database, REVIEWER, patch.group_key)  # a group with nothing pending is not an error
+    assert empty.applied == [] and empty.skipped == []

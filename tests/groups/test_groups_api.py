@@ -84,3 +84,30 @@ async def test_patch_group_lookup(api):
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "key"}
     missing = await api.gql(DECIDE, {"key": "0" * 32, "decision": "APPROVE"}, as_=REVIEWER)
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+PREVIEW = """query($key: String!, $decision: GroupDecision!) { groupDecisionPreview(key: $key, decision: $decision) {
+  group { key pendingCount } applied { id patchId status } skipped { code message patch { id patchId status } } } }"""
+
+
+async def test_group_decision_preview(api):
+    inputs = [patch_input(n, **FIX) for n in range(3)]
+    inputs[2]["affectedSystems"] = [f"system-{i}" for i in range(12)]  # needs a LEAD
+    ids = [item["patch"]["id"] for item in (await _submit_many(api, inputs))["data"]["submitPatches"]]
+    key = (await api.gql(GROUPS, {"first": 1}, as_=VIEWER))["data"]["patchGroups"]["edges"][0]["node"]["key"]
+
+    viewer = await api.gql(PREVIEW, {"key": key, "decision": "APPROVE"}, as_=VIEWER)
+    assert viewer["errors"][0]["extensions"]["code"] == "FORBIDDEN" and viewer["data"] is None
+    missing = await api.gql(PREVIEW, {"key": "0" * 32, "decision": "APPROVE"}, as_=REVIEWER)
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    preview = (await api.gql(PREVIEW, {"key": key, "decision": "APPROVE"}, as_=REVIEWER))["data"]["groupDecisionPreview"]
+    assert sorted(p["patchId"] for p in preview["applied"]) == ["P-0", "P-1"] and {p["status"] for p in preview["applied"]} == {"PENDING"}
+    assert [(s["code"], s["patch"]["patchId"]) for s in preview["skipped"]] == [("FORBIDDEN", "P-2")]
+    assert "needs a LEAD or ADMIN" in preview["skipped"][0]["message"] and preview["group"] == {"key": key, "pendingCount": 3}
+    assert (await api.gql(PREVIEW, {"key": key, "decision": "REJECT"}, as_=LEAD))["data"]["groupDecisionPreview"]["skipped"] == []
+
+    listed = [p["id"] for p in preview["applied"]] + [s["patch"]["id"] for s in preview["skipped"]]
+    assert sorted(listed) == sorted(ids)
+    result = (await api.gql(DECIDE, {"key": key, "decision": "APPROVE", "expected": listed}, as_=REVIEWER))["data"]["decideGroup"]
+    assert [p["patchId"] for p in result["applied"]] == [p["patchId"] for p in preview["applied"]]
+    assert [s["patch"]["patchId"] for s in result["skipped"]] == ["P-2"]

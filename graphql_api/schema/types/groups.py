@@ -8,7 +8,7 @@ from strawberry.scalars import JSON
 
 from db import enums
 from db.services import groups
-from db.services.group_decisions import GroupDecision as DomainGroupDecision
+from db.services.group_decisions import GroupDecision as DomainGroupDecision, GroupOutcome
 from graphql_api.schema.types.connections import PageInfo, PatchConnection, PatchEdge
 from graphql_api.schema.types.enums import Priority
 from graphql_api.schema.types.patch import Patch
@@ -90,4 +90,12 @@ class GroupDecisionResult:
     group: PatchGroup
     applied: list[Patch]
     skipped: list[GroupDecisionSkip]
+
+    @classmethod
+    def from_outcome(cls, outcome: GroupOutcome, summary: groups.GroupSummary, now: datetime) -> "GroupDecisionResult":
+        return cls(
+            group=PatchGroup.from_summary(summary),
+            applied=[Patch.from_model(row, now) for row in outcome.applied],
+            skipped=[GroupDecisionSkip(patch=Patch.from_model(skip.patch, now), code=skip.code, message=skip.message) for skip in outcome.skipped],
+        )
 

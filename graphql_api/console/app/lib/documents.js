@@ -76,9 +76,12 @@ export const TRAIN = `mutation Train { trainModel { version trainingSamples thre
 // Patch groups: one fix (CVE, package, target version) across many services.
 const GROUP_FIELDS = `key cveId packageName targetVersion size pendingCount highestPriority oldestPendingAt statusCounts requiresEscalationCount`;
 export const GROUPS = `subscription Groups($first: Int!) { pendingGroups(first: $first) { totalCount asOfSeq items { ${GROUP_FIELDS} } } }`;
-export const GROUP = `query Group($key: String!, $first: Int!) { patchGroup(key: $key) { ${GROUP_FIELDS}
-  members(first: $first) { totalCount edges { node { id patchId packageName currentVersion severity priority status version
-    requiresEscalation requiredApprovals approvals { approver } auditTrail { action actor } } } } } }`;
+// What a group decision would do for the signed-in reviewer, for both decisions (the service's own rules).
+const PREVIEW_MEMBER = `id patchId priority status requiredApprovals approvals { approver }`;
+const PREVIEW_FIELDS = `group { key size pendingCount } applied { ${PREVIEW_MEMBER} } skipped { code message patch { ${PREVIEW_MEMBER} } }`;
+export const GROUP_PREVIEW = `query GroupPreview($key: String!) {
+  approve: groupDecisionPreview(key: $key, decision: APPROVE) { ${PREVIEW_FIELDS} }
+  reject: groupDecisionPreview(key: $key, decision: REJECT) { ${PREVIEW_FIELDS} } }`;
 export const DECIDE_GROUP = `mutation DecideGroup($key: String!, $decision: GroupDecision!, $reason: String, $comment: String, $expected: [ID!]) {
   decideGroup(key: $key, decision: $decision, reason: $reason, comment: $comment, expectedMemberIds: $expected) {
     group { key pendingCount } applied { id patchId status } skipped { code message patch { id patchId } } } }`;

@@ -27,17 +27,3 @@ export function allowed(roles, patch) {
     comment: can(roles, "comment") && !(open && patch.requiresEscalation && !lead),
   };
 }
-
-// Why a group decision will skip this member for this reviewer (the single-patch rules of
-// db/services/decisions.py), or null when it will be applied. `submitter` is the subject that submitted it.
-export function groupSkip(viewer, patch, decision, submitter) {
-  if (!can(viewer.roles, "decide")) return { code: "FORBIDDEN", why: "your roles cannot decide patches" };
-  if (needsLead(patch) && !can(viewer.roles, "decide_escalated")) {
-    return { code: "FORBIDDEN", why: patch.status === "ESCALATED" ? "escalated: needs a lead" : "requires escalation: needs a lead" };
-  }
-  if (decision === "APPROVE" && submitter === viewer.subject) return { code: "FORBIDDEN", why: "you submitted it (separation of duties)" };
-  if (decision === "APPROVE" && (patch.approvals ?? []).some((a) => a.approver === viewer.subject)) {
-    return { code: "CONFLICT", why: "you already approved it" };
-  }
-  return null;
-}

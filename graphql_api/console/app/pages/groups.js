@@ -50,7 +50,7 @@ export function GroupsPage({ viewer }) {
       </table>
     </div>
     ${open
-      ? html`<${GroupDecisionDialog} group=${open} viewer=${viewer} onClose=${() => setOpen(null)}
+      ? html`<${GroupDecisionDialog} group=${open} onClose=${() => setOpen(null)}
           onDone=${(message) => { setOpen(null); toast(message, "success"); }} />`
       : null}
   </section>`;
