@@ -1,11 +1,15 @@
 """SQLModel tables. Timestamps are aware UTC; JSON columns hold the nested evidence of a patch."""
 
+import copy
+import functools
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, SQLModel
 
 from db.types import UtcDateTime, utcnow
@@ -13,6 +17,7 @@ from db.types import UtcDateTime, utcnow
 # Audit entries that concern the whole service (e.g. the auto-approval pause) carry this decision id.
 SYSTEM_DECISION_ID = uuid.UUID(int=0)
 GENESIS_HASH = "0" * 64
+M = TypeVar("M", bound=SQLModel)
 
 OPEN_STATUS_SQL = "status IN ('PENDING', 'ESCALATED')"
 OPEN_GROUP_MEMBER_SQL = f"{OPEN_STATUS_SQL} AND group_key IS NOT NULL"
@@ -27,8 +32,51 @@ def patch_group_key(cve_id: str | None, package_name: str, target_version: str) 
 
 
 def column_values(row: SQLModel) -> dict[str, Any]:
-    """Every column of a table row, for a Core INSERT of it."""
-    return {column.name: getattr(row, column.name) for column in row.__table__.columns}
+    """Every column of a table row, for a Core INSERT of it (read from the instance's dict where it is loaded)."""
+    loaded = row.__dict__
+    return {name: loaded[name] if name in loaded else getattr(row, name) for name in _column_names(type(row))}
+
+
+@functools.cache
+def _column_names(model: type[SQLModel]) -> tuple[str, ...]:
+    return tuple(column.name for column in model.__table__.columns)
+
+
+@functools.cache
+def _column_defaults(model: type[SQLModel]) -> dict[str, Callable[[], Any] | None]:
+    """Each column's default as a factory; None for a column without one (a value is required)."""
+    configure_mappers()  # what the first model(...) would do: new_row builds past __init__
+    fields = model.model_fields
+    found: dict[str, Callable[[], Any] | None] = {}
+    for name in _column_names(model):
+        field = fields[name]
+        if field.default_factory is not None:
+            found[name] = field.default_factory
+        elif field.is_required():
+            found[name] = None
+        else:
+            found[name] = functools.partial(copy.copy, field.default)
+    return found
+
+
+def new_row(model: type[M], **values: Any) -> M:
+    """A new row built the way the ORM builds a loaded one: every column in the instance's dict (its default where
+    not given), without the attribute events of `model(**values)` (~40 for a patch, ~150 µs, most of building
+    one). It has no pending changes, so it suits a row INSERTed through Core (db.services.patches.insert_new and
+    insert_many): a later change to it is a change from the inserted values."""
+    defaults = _column_defaults(model)
+    if unknown := values.keys() - defaults.keys():
+        raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    row = model._sa_class_manager.new_instance()
+    loaded = row.__dict__
+    for name, default in defaults.items():
+        if name in values:
+            loaded[name] = values[name]
+        elif default is None:
+            raise TypeError(f"{model.__name__}.{name} is required")
+        else:
+            loaded[name] = default()
+    return row
 
 
 def _ts(**kw: Any) -> Any:

@@ -132,8 +132,7 @@ async def insert_new(*, session: AsyncSession, patch: Patch) -> bool:
     statement = _insert_unless_exists(session.bind.dialect.name, "id")
     if (await (await session.connection()).execute(statement, values)).first() is None:
         return False
-    for key, value in values.items():
-        set_committed_value(patch, key, value)
+    _mark_written(patch, values)
     return True
 
 
@@ -147,9 +146,16 @@ async def insert_many(*, session: AsyncSession, rows: Sequence[Patch]) -> set[st
     inserted = set((await (await session.connection()).execute(statement, values)).scalars())
     for row, row_values in zip(rows, values, strict=True):
         if row.patch_id in inserted:
-            for key, value in row_values.items():
-                set_committed_value(row, key, value)
+            _mark_written(row, row_values)
     return inserted
+
+
+def _mark_written(row: SQLModel, values: dict) -> None:
+    """The inserted values count as written: a later `record` of this row in the transaction writes only what
+    changed after the INSERT, as for a patch from `lock`."""
+    for key in list(inspect(row).committed_state):  # the columns set since the row was built (all of them for model(...))
+        if key in values:
+            set_committed_value(row, key, values[key])
 
 
 async def get_by_patch_ids(*, session: AsyncSession, upstream_ids: Sequence[str]) -> dict[str, Patch]:

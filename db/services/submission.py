@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.enums import PRIORITY_RANK, PatchEventKind, PatchStatus, Priority
-from db.models import Patch, patch_group_key
+from db.models import Patch, new_row, patch_group_key
 from db.services import audit, auto_approval, patches, validation
 from db.services.actor import Actor
 from db.services.auto_approval import ActiveModel
@@ -114,7 +114,8 @@ def build(data: SubmitPatchData, *, actor: Actor, policy: Policy, id: uuid.UUID 
     now = utcnow()
     deadline = sla_deadline(policy, priority.value, now)
     cve = validation.cve_id(data.cve_id)
-    return Patch(
+    return new_row(
+        Patch,
         id=id or uuid.uuid4(),
         patch_id=upstream_id,
         apv_id=validation.text_field(data.apv_id, field="apvId", max_length=limits["identifier"], required=True).strip(),

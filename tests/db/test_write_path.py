@@ -1,12 +1,16 @@
 """What a submission writes: the derived flags are computed before the INSERT, so a new patch is one INSERT and one
 audit append (plus the auto-approval's UPDATE and entry when it applies); a repeat writes nothing."""
 
+import uuid
 from contextlib import contextmanager
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, inspect
 
 from db.engine import Database
 from db.enums import PatchStatus
+from db.models import Patch, column_values, new_row
+from db.types import utcnow
 from tests.support.factories import confident_prediction, passing_wargaming, submit
 
 
@@ -46,6 +50,9 @@ async def test_an_auto_approved_patch_adds_its_decision_and_nothing_else(databas
     assert _count(seen, "INSERT INTO PATCHES") == 1
     assert _count(seen, "UPDATE PATCHES") == 1, seen  # the decision, with its own audit entry
     assert _count(seen, "HITL_AUDIT_APPEND") + _count(seen, "INSERT INTO AUDIT_LOG") == 2, seen
+    update = next(statement for statement in seen if "UPDATE PATCHES" in statement)
+    written = update[update.index("UPDATE PATCHES"):]
+    assert "STATUS=" in written.replace(" ", "") and not any(name in written for name in ("ML_PREDICTION", "PACKAGE_NAME", "PATCH_ID")), written
 
 
 async def test_a_repeated_submission_writes_nothing(database):
@@ -54,3 +61,21 @@ async def test_a_repeated_submission_writes_nothing(database):
         again = await submit(database, patch_id="REPEAT-1")
     assert again.id == first.id
     assert _count(seen, "HITL_AUDIT_APPEND") + _count(seen, "INSERT INTO AUDIT_LOG") + _count(seen, "UPDATE PATCHES") == 0, seen
+
+
+def test_new_row_is_the_row_the_model_builds_without_pending_changes():
+    values = {
+        "id": uuid.uuid4(), "patch_id": "P-1", "apv_id": "A-1", "package_name": "openssl", "current_version": "3.0.1",
+        "target_version": "3.0.2", "version_bump": "PATCH", "severity": "HIGH", "priority": "HIGH", "priority_rank": 1,
+        "status": "PENDING", "submitted_by": "svc", "created_at": utcnow(), "updated_at": utcnow(),
+    }
+    built, modelled = new_row(Patch, **values), Patch(**values)
+    assert column_values(built) == column_values(modelled)  # the defaults of the columns not given included
+    assert inspect(built).committed_state == {} and inspect(modelled).committed_state
+    assert new_row(Patch, **values).cwe_ids is not built.cwe_ids  # a mutable default is not shared
+    built.status = "APPROVED"
+    assert set(inspect(built).committed_state) == {"status"}
+    with pytest.raises(TypeError, match="required"):
+        new_row(Patch, **{k: v for k, v in values.items() if k != "patch_id"})
+    with pytest.raises(TypeError, match="no column colour"):
+        new_row(Patch, **values, colour="red")
