@@ -118,6 +118,18 @@ class CoalescingWindow:
         self.current = min(self.current * 2, self.longest) if quiet_seconds < self.current else self.base
         return self.current
 
+    async def gather(self, changed: asyncio.Event, window: float) -> None:
+        """Let changes gather for `window`, clearing `changed` as they come, but end once none came for a base
+        window: when a burst stops, its last page is at most a base window late, not a grown one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + window
+        while (left := deadline - loop.time()) > 0:
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), min(self.base, left))
+            except TimeoutError:
+                return
+
 
 @dataclass(eq=False)
 class Latest:
@@ -447,7 +459,8 @@ class Hub:
         while True:
             made = loop.time()
             await self._queues_dirty.wait()
-            await asyncio.sleep(self.coalescing.after_quiet(loop.time() - made))  # changes inside the window become one page
+            # changes inside the window become one page
+            await self.coalescing.gather(self._queues_dirty, self.coalescing.after_quiet(loop.time() - made))
             self._queues_dirty.clear()
             for shape in list(self._shapes.values()):
                 try:

@@ -59,3 +59,25 @@ async def test_a_stream_of_submissions_gets_few_pages_and_an_exact_last_one(api)
     # process) each cost at most a base window's page more, hence the slack.
     assert len(totals) <= seconds / 0.1 + 3, (len(totals), seconds)
     assert totals == sorted(totals)
+
+
+async def test_a_grown_window_ends_once_the_changes_stop():
+    window, changed = CoalescingWindow(BASE, 5.0), asyncio.Event()
+
+    async def changes(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            changed.set()
+            await asyncio.sleep(0.01)
+
+    async def gathering(seconds: float) -> float:
+        started = time.monotonic()
+        await window.gather(changed, seconds)
+        return time.monotonic() - started
+
+    took, _ = await asyncio.gather(gathering(5.0), changes(0.3))
+    assert took < 2.0  # ~0.35 s: the last change, then a base window without one (5 s before)
+    took, _ = await asyncio.gather(gathering(0.5), changes(1.0))
+    assert 0.5 <= took < 0.9  # changes all along: the whole window, no longer
+    changed.clear()
+    assert await gathering(5.0) < 2.0  # nothing comes: a base window
