@@ -1,11 +1,13 @@
 """`hitl serve` as operators run it: proxy headers decide the client IP in the audit log."""
 
 import json
+import socket
 
 import httpx
 import pytest
 
 from tests.support.server import API_KEY, SECRET, SERVICE, VIEWER, patch_input
+from tests.support import processes
 from tests.support.processes import serving
 
 pytestmark = pytest.mark.slow
@@ -54,3 +56,19 @@ async def test_served_process_freezes_its_startup_objects_and_times_collections(
     assert samples[("hitl_gc_frozen_objects", None)] > 50_000  # modules, the schema, the ORM: ~190k at the time of writing
     assert samples[("hitl_gc_pause_seconds_count", "0")] > 0
     assert samples[("hitl_gc_pause_seconds_sum", "0")] > 0
+
+
+def test_a_server_whose_chosen_port_was_taken_meanwhile_starts_on_another(database_url, tmp_path, monkeypatch):
+    """Test support: a port chosen for a server can be bound by another process before the server binds it (seen
+    in CI: seven SSO console tests lost their server so); ServeProcess then starts it again on another port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], processes.free_port()])
+        monkeypatch.setattr(processes, "free_port", lambda: next(ports))
+        server = processes.ServeProcess(database_url, tmp_path / "serve.log")
+        try:
+            server.wait_ready()
+            assert server.port != taken.getsockname()[1] and "address already in use" in server.log_path.read_text()
+        finally:
+            server.stop()

@@ -19,6 +19,7 @@ from tests.support.browser import (
     available, axe_violations, button, buttons, chromium, console_errors, element, find, has_text, requested_urls, screenshot, text, wait_for,
 )
 from tests.support.console_server import Console, serve
+from tests.support.processes import PortTaken
 from tests.support.server import SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,18 +35,25 @@ CANCEL = 'mutation($id: ID!) { cancelPatch(id: $id, reason: "test over") { id } 
 @pytest.fixture(scope="module")
 def sso(idp_installed: None, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, idp.Provider]]:
     assert available(), "chromium and chromium-driver: scripts/install-test-tools.sh (the idp_installed fixture ran it)"
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
     directory = tmp_path_factory.mktemp("sso-console")
     shutil.copyfile(sqlite_template, directory / "hitl.db")
-    with idp.provider(redirect_uris=[f"{origin}/console/callback"], post_logout_redirect_uris=[f"{origin}/console/"], access_token_ttl=TOKEN_TTL) as provider:
-        env = {
-            "HITL_OIDC_ISSUER": provider.issuer, "HITL_OIDC_CLIENT_ID": idp.CONSOLE_CLIENT, "HITL_OIDC_SCOPES": "openid profile groups",
-            "HITL_JWT_AUDIENCE": idp.AUDIENCE, "HITL_ROLES_CLAIM": idp.ROLES_CLAIM, "HITL_ROLE_MAP": idp.ROLE_MAP,
-            "HITL_JWT_LEEWAY_SECONDS": "0",  # the server closes a socket the moment its token expires
-        }
-        for console in serve(f"sqlite+aiosqlite:///{directory / 'hitl.db'}", directory, port=port, **env):
-            yield console, provider
+    for attempt in range(1, 4):  # the provider names the console's port: both start again if another process took it
+        port = free_port()
+        origin = f"http://127.0.0.1:{port}"
+        try:
+            with idp.provider(redirect_uris=[f"{origin}/console/callback"], post_logout_redirect_uris=[f"{origin}/console/"],
+                              access_token_ttl=TOKEN_TTL) as provider:
+                env = {
+                    "HITL_OIDC_ISSUER": provider.issuer, "HITL_OIDC_CLIENT_ID": idp.CONSOLE_CLIENT, "HITL_OIDC_SCOPES": "openid profile groups",
+                    "HITL_JWT_AUDIENCE": idp.AUDIENCE, "HITL_ROLES_CLAIM": idp.ROLES_CLAIM, "HITL_ROLE_MAP": idp.ROLE_MAP,
+                    "HITL_JWT_LEEWAY_SECONDS": "0",  # the server closes a socket the moment its token expires
+                }
+                for console in serve(f"sqlite+aiosqlite:///{directory / 'hitl.db'}", directory, port=port, **env):
+                    yield console, provider
+                return
+        except PortTaken:
+            if attempt == 3:
+                raise
 
 
 @pytest.fixture

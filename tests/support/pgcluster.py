@@ -9,7 +9,6 @@ atexit hook covers an interpreter that exits without running the context manager
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,17 +18,13 @@ from pathlib import Path
 
 import asyncpg
 
+from tests.support.ports import free_port
+
 PG_BIN = Path(os.environ.get("HITL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
 START_TIMEOUT = 30
 
 _live: set["PgCluster"] = set()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres(*command: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -46,7 +41,7 @@ class PgCluster:
         self.root = Path(tempfile.mkdtemp(prefix="hitl-pgcluster-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.running = False
         if os.geteuid() == 0:
             shutil.chown(self.root, PG_USER, PG_USER)

@@ -36,12 +36,17 @@ def load_demo(database_url: str, count: int = 600) -> None:
     assert "trained" in result.stdout and "no model trained" not in result.stdout, result.stdout
 
 
+class PortTaken(RuntimeError):
+    """The server's port was bound by another process between choosing it and the server binding it."""
+
+
 def wait_until_ready(process: subprocess.Popen, base: str, log_path: Path, timeout: float, *, path: str = "/ready", poll: float = 0.1) -> None:
     """Until the `hitl serve` process at `base` answers 200 on `path`; its log's end in the error if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"hitl serve exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+            log = log_path.read_text()[-2000:]
+            raise (PortTaken if "address already in use" in log else RuntimeError)(f"hitl serve exited with {process.returncode}: {log}")
         try:
             if httpx.get(f"{base}{path}", timeout=1, trust_env=False).status_code == 200:
                 return
@@ -52,19 +57,34 @@ def wait_until_ready(process: subprocess.Popen, base: str, log_path: Path, timeo
 
 
 class ServeProcess:
+    PORT_ATTEMPTS = 3
+
     def __init__(self, database_url: str, log_path: Path, *, port: int | None = None, source: Path = ROOT, **env: str) -> None:
-        """`source`: the checkout whose code serves (a benchmark runs another one's, with PYTHONPATH in `env`)."""
-        self.port = port or free_port()  # a given port: the same server again after a restart
-        self.base = f"http://127.0.0.1:{self.port}"
+        """`source`: the checkout whose code serves (a benchmark runs another one's, with PYTHONPATH in `env`).
+        A given `port` is kept (the same server again after a restart); a chosen one is chosen again if another
+        process takes it before the server binds it."""
         self.log_path = log_path
-        environment = hitl_environment(database_url, **env)
-        command = [sys.executable, "-m", "graphql_api.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self._port_given = port is not None
+        self._environment = hitl_environment(database_url, **env)
+        self._source = source
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop(); appended to across restarts
-        self.process = subprocess.Popen(command, cwd=source, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+        self._start(port or free_port())
+
+    def _start(self, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "graphql_api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        self.process = subprocess.Popen(command, cwd=self._source, env=self._environment, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 90, *, path: str = "/ready") -> None:
         """Until `path` answers 200 (/health for a server whose database is not expected to answer)."""
-        wait_until_ready(self.process, self.base, self.log_path, timeout, path=path)
+        for attempt in range(1, self.PORT_ATTEMPTS + 1):
+            try:
+                return wait_until_ready(self.process, self.base, self.log_path, timeout, path=path)
+            except PortTaken:
+                if self._port_given or attempt == self.PORT_ATTEMPTS:
+                    raise
+                self._start(free_port())
 
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)

@@ -4,7 +4,6 @@ submission helpers over GraphQL."""
 import asyncio
 import contextlib
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,22 +16,11 @@ from graphql_api.app import create_app
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
 from graphql_api.server import WS_PROTOCOL
+from tests.support.ports import closed_port, free_port  # noqa: F401 - where the tests import them from
 
 SECRET = secrets.token_urlsafe(48)
 API_KEY = secrets.token_urlsafe(32)
 CHECKPOINT_KEY = secrets.token_urlsafe(48)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again when the socket goes
 
 
 def token(subject: str, *roles: str, ttl: int = 6 * 3600) -> str:
