@@ -470,6 +470,7 @@ async def test_grouped_queue_and_a_group_decision_that_shows_what_it_skips(conso
         wait_for(driver, has_text("dialog[open] .problem", "Not applied"), what="the changed-group notice")
         wait_for(driver, lambda d: len(find(d, "dialog[open] .group-members tbody tr")) == 5, what="the five members")
         assert "3 will be approved, 2 skipped" in text(driver, "dialog[open] .group-summary")
+        screenshot(driver, "group-decision-changed")
         assert all(gql(console, DETAIL, {"id": p["id"]})["patch"]["status"] == "PENDING" for p in plain)
         button(driver, "Approve 3", "dialog[open]").click()
         wait_for(driver, has_text(".toasts", "3 decided, 2 skipped"), what="the group decision notice")
