@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -113,7 +114,7 @@ def create_engine(
     server_settings = {"application_name": application_name}
     if statement_timeout > 0:
         server_settings["statement_timeout"] = str(max(int(statement_timeout * 1000), 1))
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         # Every connection opened is kept, up to pool_max: an overflow connection (SQLAlchemy closes those at
         # check-in) would be a new PostgreSQL backend per transaction under load.
@@ -121,11 +122,61 @@ def create_engine(
         max_overflow=0,
         pool_timeout=pool_timeout,
         # No ping per checkout (a round trip on every request). After a database restart the first request
-        # to find its pooled connection dead fails (SERVICE_UNAVAILABLE) and invalidates the whole pool.
+        # to find its pooled connection dead fails (SERVICE_UNAVAILABLE) and invalidates the whole pool;
+        # _replace_connections_after_lost_sessions covers the outages first met by a connection attempt.
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"server_settings": server_settings, "timeout": pool_timeout},
     )
+    _replace_connections_after_lost_sessions(engine)
+    return engine
+
+
+# Connection attempts refused in a way that means every existing session of the database has ended too: it was
+# dropped or renamed (3D000), closed to connections (55000), or the server is starting, stopping or restarting.
+_SESSIONS_LOST = (
+    asyncpg.exceptions.InvalidCatalogNameError
+    | asyncpg.exceptions.ObjectNotInPrerequisiteStateError
+    | asyncpg.exceptions.CannotConnectNowError
+    | asyncpg.exceptions.AdminShutdownError
+    | asyncpg.exceptions.CrashShutdownError
+    | ConnectionRefusedError
+)
+
+
+def _sessions_lost(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, _SESSIONS_LOST):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return False
+
+
+def _replace_connections_after_lost_sessions(engine: AsyncEngine) -> None:
+    """SQLAlchemy invalidates the whole pool when a pooled connection is found dead, but not when a new connection
+    is refused; yet a refusal that says the database's sessions have all ended means the idle pooled connections
+    are dead too, and each would fail one more request after the database is back (seen in CI: a write answered
+    SERVICE_UNAVAILABLE right after a read had succeeded). Each such refusal marks every connection opened before
+    it: a marked connection is replaced when next checked out (a DisconnectionError in the checkout event is how
+    SQLAlchemy's pool is told to open a fresh one), as a pre-ping would, without a ping per checkout."""
+    lost_at = [0.0]
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _opened(_dbapi_connection, record) -> None:  # noqa: ANN001
+        record.info["opened_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _still_valid(_dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        if record.info.get("opened_at", 0.0) < lost_at[0]:
+            raise sa_exc.DisconnectionError("opened before the database ended its sessions")
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _refused(context) -> None:  # noqa: ANN001
+        if context.connection is None and _sessions_lost(context.original_exception):
+            lost_at[0] = time.monotonic()
 
 
 class Database:

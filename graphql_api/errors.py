@@ -166,6 +166,18 @@ def coded_formatted(errors: object) -> list[dict]:
     return newly_coded
 
 
+def _cause_names(error: GraphQLError) -> list[str]:
+    """The exception classes behind a database failure, outermost first: what an operator needs to tell a dropped
+    session from a refused connection. Class names only: messages may hold SQL or parameters."""
+    names, seen = [], set()
+    cause = getattr(error, "original_error", None)
+    while cause is not None and id(cause) not in seen and unavailable_reason(cause) is not None:
+        seen.add(id(cause))
+        names.append(type(cause).__name__)
+        cause = getattr(cause, "orig", None) or cause.__cause__ or cause.__context__
+    return names
+
+
 # --- around every GraphQL operation ----------------------------------------------------------------------
 # Per HTTP request (set by http.middleware.UnavailableStatus): one entry per executed operation, True when that
 # operation failed as a whole (no data) with SERVICE_UNAVAILABLE.
@@ -178,6 +190,7 @@ def code_errors(context: ExecutionContext) -> None:
     HTTP request of one such operation is answered 503 (http.middleware.UnavailableStatus)."""
     request_id = getattr(context.context, "request_id", None)
     result = context.result
+    causes = list(dict.fromkeys(name for error in getattr(result, "errors", None) or [] for name in _cause_names(error)))
     if result is not None and getattr(result, "errors", None):
         result.errors = [coded(error, request_id) for error in result.errors]
     if context.pre_execution_errors:
@@ -195,7 +208,7 @@ def code_errors(context: ExecutionContext) -> None:
         reasons = sorted({error.extensions["reason"] for error in unavailable})
         log.warning(
             "database unavailable (%s) in %s; answered %s", ",".join(reasons), context.operation_name or "operation", UNAVAILABLE,
-            extra={"request_id": request_id},
+            extra={"request_id": request_id, "causes": causes},
         )
     if (operations := operations_failed_unavailable.get()) is not None:
         operations.append(bool(unavailable) and getattr(result, "data", None) is None)

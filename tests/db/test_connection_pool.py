@@ -18,10 +18,10 @@ def _count_connects(db: Database) -> list:
     return opened
 
 
-async def _busy_transactions(db: Database, count: int) -> None:
+async def _busy_transactions(db: Database, count: int, *, seconds: float = 0.05) -> None:
     async def one() -> None:
         async with db.write() as session:
-            await session.exec(text("SELECT pg_sleep(0.05)"))
+            await session.exec(text(f"SELECT pg_sleep({seconds})"))
 
     await asyncio.gather(*(one() for _ in range(count)))
 
@@ -75,3 +75,41 @@ async def test_a_started_service_opens_the_minimum_before_any_request(pg_databas
 
 async def _at_least(count, minimum: int) -> bool:  # noqa: ANN001
     return await count >= minimum
+
+
+async def test_connections_opened_before_the_database_refused_one_are_replaced_not_tried(pg_database_url: str):
+    """A database closed to connections (or dropped, or restarting) has ended every session: a refused connection
+    attempt marks the pooled connections opened before it, and each is replaced at its next checkout instead of
+    failing one more request after the database is back (seen in CI: a write answered SERVICE_UNAVAILABLE after a
+    read had succeeded). Here the stale connections were checked out by reads meanwhile, so no request found one
+    dead before the refusal, which is what SQLAlchemy's own pool invalidation needs."""
+    from sqlalchemy.engine import make_url
+
+    from db.engine import unavailable_reason
+    from tests.support.pg import pg_admin
+
+    db = Database.from_url(pg_database_url, pool_min=0, pool_max=POOL_MAX + 1)
+    name = make_url(pg_database_url).database
+    reads = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        held = [await reads.connect() for _ in range(POOL_MAX)]
+        for connection in held:
+            await connection.execute(text("SELECT 1"))
+        await pg_admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false',
+                       f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        failures = []
+        try:
+            await _busy_transactions(db, 1)  # a new connection: refused
+        except Exception as error:  # noqa: BLE001
+            failures.append(unavailable_reason(error))
+        for connection in held:
+            await connection.close()  # back to the pool, dead
+        await pg_admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        for _ in range(2 * POOL_MAX):
+            try:
+                await _busy_transactions(db, 1)
+            except Exception as error:  # noqa: BLE001
+                failures.append(unavailable_reason(error))
+        assert failures == ["DATABASE_UNAVAILABLE"]  # the refused attempt only
+    finally:
+        await db.dispose()
