@@ -18,10 +18,10 @@ def _count_connects(db: Database) -> list:
     return opened
 
 
-async def _busy_transactions(db: Database, count: int, *, seconds: float = 0.05) -> None:
+async def _busy_transactions(db: Database, count: int) -> None:
     async def one() -> None:
         async with db.write() as session:
-            await session.exec(text(f"SELECT pg_sleep({seconds})"))
+            await session.exec(text("SELECT pg_sleep(0.05)"))
 
     await asyncio.gather(*(one() for _ in range(count)))
 
