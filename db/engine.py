@@ -4,7 +4,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -34,19 +34,17 @@ def unavailable_reason(error: BaseException | None) -> str | None:
     closed to connections, a login refused. These end when an operator brings the database back, and the
     service reconnects by itself. A bad query stays an internal error.
     """
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, sa_exc.TimeoutError):  # QueuePool: no connection became free in time
+    for link in exception_chain(error):
+        if isinstance(link, sa_exc.TimeoutError):  # QueuePool: no connection became free in time
             return POOL_EXHAUSTED
-        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        if isinstance(link, sa_exc.DBAPIError) and link.connection_invalidated:
             return DATABASE_UNAVAILABLE
-        if isinstance(error, asyncpg.PostgresError) and getattr(error, "sqlstate", None) == _QUERY_CANCELED:
+        if isinstance(link, asyncpg.PostgresError) and getattr(link, "sqlstate", None) == _QUERY_CANCELED:
             return STATEMENT_TIMEOUT
-        if isinstance(error, asyncpg.PostgresError) and getattr(error, "severity_en", None) in _SESSION_ENDING:
+        if isinstance(link, asyncpg.PostgresError) and getattr(link, "severity_en", None) in _SESSION_ENDING:
             return DATABASE_UNAVAILABLE
         if isinstance(
-            error,
+            link,
             ConnectionError  # refused, reset, aborted, broken pipe
             | TimeoutError  # connect timeout
             | socket.gaierror
@@ -55,8 +53,16 @@ def unavailable_reason(error: BaseException | None) -> str | None:
             | asyncpg.exceptions.TooManyConnectionsError,
         ):
             return DATABASE_UNAVAILABLE
-        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
     return None
+
+
+def exception_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error`, then what it wraps (a DBAPI error's `orig`) or was raised from or during, each once."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
 
 
 class OutageLog:
@@ -145,13 +151,7 @@ _SESSIONS_LOST = (
 
 
 def _sessions_lost(error: BaseException | None) -> bool:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, _SESSIONS_LOST):
-            return True
-        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
-    return False
+    return any(isinstance(link, _SESSIONS_LOST) for link in exception_chain(error))
 
 
 def _replace_connections_after_lost_sessions(engine: AsyncEngine) -> None:

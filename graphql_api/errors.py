@@ -22,7 +22,7 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
-from db.engine import DATABASE_UNAVAILABLE, POOL_EXHAUSTED, STATEMENT_TIMEOUT, unavailable_reason
+from db.engine import DATABASE_UNAVAILABLE, POOL_EXHAUSTED, STATEMENT_TIMEOUT, exception_chain, unavailable_reason
 from db.services.errors import DomainError
 
 log = logging.getLogger("hitl.errors")
@@ -169,13 +169,7 @@ def coded_formatted(errors: object) -> list[dict]:
 def _cause_names(error: GraphQLError) -> list[str]:
     """The exception classes behind a database failure, outermost first: what an operator needs to tell a dropped
     session from a refused connection. Class names only: messages may hold SQL or parameters."""
-    names, seen = [], set()
-    cause = getattr(error, "original_error", None)
-    while cause is not None and id(cause) not in seen and unavailable_reason(cause) is not None:
-        seen.add(id(cause))
-        names.append(type(cause).__name__)
-        cause = getattr(cause, "orig", None) or cause.__cause__ or cause.__context__
-    return names
+    return [type(cause).__name__ for cause in exception_chain(getattr(error, "original_error", None))]
 
 
 # --- around every GraphQL operation ----------------------------------------------------------------------
