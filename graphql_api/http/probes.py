@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from db.engine import exception_chain
 from db.migrate import current_revision, head_revision, schema_problem
 from graphql_api.paths import HEALTH_PATH, METRICS_PATH, READY_PATH
 from graphql_api.services import Services
@@ -53,9 +54,7 @@ def router(services: Services) -> APIRouter:
 def _why(exc: BaseException) -> str:
     """The error's type, and the server's own words when it refused the session (e.g. 'database "hitl" does not
     exist', 'password authentication failed for user "hitl_app"'): never a statement or its parameters."""
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, asyncpg.PostgresError):
-        cause = getattr(cause, "orig", None) or cause.__cause__
+    cause = next((link for link in exception_chain(exc) if isinstance(link, asyncpg.PostgresError)), None)
     if cause is not None and getattr(cause, "severity_en", None) == "FATAL":
         return f"{type(cause).__name__} ({cause.args[0] if cause.args else ''})"
     return type(exc).__name__

@@ -19,7 +19,7 @@ from tests.support.browser import (
     available, axe_violations, button, buttons, chromium, console_errors, element, find, has_text, requested_urls, screenshot, text, wait_for,
 )
 from tests.support.console_server import Console, serve
-from tests.support.processes import PortTaken
+from tests.support.processes import PortTaken, ServeProcess
 from tests.support.server import SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def sso(idp_installed: None, sqlite_template: Path, tmp_path_factory: pytest.Tem
     assert available(), "chromium and chromium-driver: scripts/install-test-tools.sh (the idp_installed fixture ran it)"
     directory = tmp_path_factory.mktemp("sso-console")
     shutil.copyfile(sqlite_template, directory / "hitl.db")
-    for attempt in range(1, 4):  # the provider names the console's port: both start again if another process took it
+    for attempt in range(1, ServeProcess.PORT_ATTEMPTS + 1):  # the provider names the console's port: both start again if it was taken
         port = free_port()
         origin = f"http://127.0.0.1:{port}"
         try:
@@ -52,7 +52,7 @@ def sso(idp_installed: None, sqlite_template: Path, tmp_path_factory: pytest.Tem
                     yield console, provider
                 return
         except PortTaken:
-            if attempt == 3:
+            if attempt == ServeProcess.PORT_ATTEMPTS:
                 raise
 
 
