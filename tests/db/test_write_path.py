@@ -79,3 +79,28 @@ def test_new_row_is_the_row_the_model_builds_without_pending_changes():
         new_row(Patch, **{k: v for k, v in values.items() if k != "patch_id"})
     with pytest.raises(TypeError, match="no column colour"):
         new_row(Patch, **values, colour="red")
+
+
+
+async def test_json_columns_hold_what_the_standard_library_would_have_written(database):
+    """The JSON columns' serializer is orjson (speed): a value reads back as json.dumps + json.loads would give it,
+    non-ASCII text, nested structures, exact floats and integer keys (as strings) included."""
+    import json
+
+    from sqlalchemy import text
+
+    from db.engine import json_text
+    from db.services import submission
+    from tests.support.factories import POLICY, SERVICE, patch_data
+
+    evidence = {"exploit": "rénové 漏洞 \u2028 \"quoted\" \\ \n", "nested": [{"a": [1, 2.5, None, True]}, []],
+                "floats": [0.1, 1e-05, 1e16, -0.0, 123456789.123456789], "big": 2**62, 3: "int key"}
+    expected = json.loads(json.dumps(evidence))
+    assert json.loads(json_text(evidence)) == expected
+    patch = submission.build(patch_data(), actor=SERVICE, policy=POLICY)
+    patch.wargaming = evidence
+    async with database.write() as session:
+        session.add(patch)
+    async with database.read() as session:
+        stored = (await session.execute(text("SELECT wargaming FROM patches WHERE patch_id = :p"), {"p": patch.patch_id})).scalar_one()
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == expected
