@@ -325,10 +325,10 @@ class Hub:
             return
         while True:
             async with self.db.read() as session:
-                if self._subscribers or self._shapes or self._summary_subscribers:
+                if self._subscribers:
                     rows = await audit_log.after_seq(session=session, seq=self.last_seq, limit=READ_BATCH)
-                    events = await build_events(session, rows) if self._subscribers else []
-                else:  # nobody is listening: only advance the position (and notice model activations)
+                    events = await build_events(session, rows)
+                else:  # no patchEvents subscriber: pages and listeners need only positions and actions
                     rows, events = await audit_log.actions_after(session=session, seq=self.last_seq, limit=READ_BATCH), []
             if not rows:
                 return

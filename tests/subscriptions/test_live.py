@@ -108,6 +108,36 @@ async def test_pending_queue_follows_submit_approve_escalate(api):
         assert emptied["totalCount"] == 0 and emptied["asOfSeq"] == 3
 
 
+async def test_pages_follow_the_log_without_reading_its_entries(api):
+    """Live pages need only to know that the log moved: without a patchEvents subscriber the hub reads positions
+    and actions, not the entries (a submission's entry carries its explanation); with one it reads them."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        seen.append(" ".join(statement.split()).lower())
+
+    engine = api.app.state.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with connect(api.base, token=VIEWER) as pages:
+            await pages.subscribe(QUEUE, {"first": 5})
+            assert (await pages.data())["pendingQueue"]["totalCount"] == 0
+            await submit(api, 1)
+            assert (await pages.data())["pendingQueue"]["totalCount"] == 1
+            assert not [s for s in seen if "audit_log.details" in s]
+            async with connect(api.base, token=VIEWER) as events:
+                await events.subscribe(EVENTS)
+                await subscriptions_open(api.base, 2)
+                await submit(api, 2)
+                assert (await events.data())["patchEvents"]["seq"] == 2
+                assert (await pages.data())["pendingQueue"]["totalCount"] == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [s for s in seen if "audit_log.details" in s]
+
+
 async def test_analytics_summary_subscription(api):
     async with connect(api.base, token=VIEWER) as client:
         await client.subscribe("subscription { analyticsSummary { totalPatches pending } }")
