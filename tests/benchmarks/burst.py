@@ -88,21 +88,33 @@ async def _clients(port: int, inputs: list[dict], batch: int, start_in: float = 
             "error_samples": [e for a in answers for e in a["errors"]][:3], "submissions": len(inputs)}
 
 
-async def _baseline(database: str, inputs: list[dict]) -> dict:
-    """The same rows (built by the service's own validation, without model or audit) as plain INSERTs."""
-    from db.models import column_values
-    from db.services.policy import Policy
+def _built(inputs: list[dict]) -> list:
+    """The patch rows the service's own validation builds from `inputs` (without model or audit)."""
     from db.services.actor import system_actor
+    from db.services.policy import Policy
     from db.services.submission import SubmitPatchData, WargamingData, build
 
-    actor = system_actor("service:bench")
-    rows = []
+    actor, policy, rows = system_actor("service:bench"), Policy(), []
     for item in inputs:
         data = SubmitPatchData(**{_snake(k): v for k, v in item.items() if k != "wargaming"})
         if "wargaming" in item:
             data.wargaming = WargamingData(**{_snake(k): v for k, v in item["wargaming"].items()})
-        values = column_values(build(data, actor=actor, policy=Policy()))
-        rows.append(values)
+        rows.append(build(data, actor=actor, policy=policy))
+    return rows
+
+
+def _distinct_feature_rows(inputs: list[dict]) -> int:
+    """How many distinct model inputs the submissions hold: the service explains each distinct row once."""
+    from ml.features import feature_matrix
+
+    return len({row.tobytes() for row in feature_matrix(_built(inputs)).astype("float32")})
+
+
+async def _baseline(database: str, inputs: list[dict]) -> dict:
+    """The same rows (built by the service's own validation, without model or audit) as plain INSERTs."""
+    from db.models import column_values
+
+    rows = [column_values(row) for row in _built(inputs)]
     columns = list(rows[0])
     json_columns = {"cwe_ids", "affected_systems", "ml_prediction", "wargaming"}
     records = [tuple(json.dumps(r[c]) if c in json_columns and r[c] is not None else r[c] for c in columns) for r in rows]
@@ -186,6 +198,7 @@ async def burst(ctx: Context, database: str) -> dict:
             result["server_cpu_s"] = round(cpu_seconds(server.process.pid) - cpu_before, 2)
             result["server_cpu_ms_per_submission"] = round(result["server_cpu_s"] * 1000 / total, 2)
             result["server_cpu_share"] = round(result["server_cpu_s"] / result["seconds"], 2)  # of one core
+            result["distinct_feature_rows"] = _distinct_feature_rows(inputs)
             await asyncio.sleep(1.0)  # the pages after the burst have long arrived by now (or never will)
             exact_total = await connection.fetchval(OPEN_COUNT)
             result["subscribers"] = await _subscriber_view(flood, since, result, exact_total)

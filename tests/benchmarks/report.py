@@ -109,8 +109,9 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         insert = f"plain INSERT: {b['per_s']:.0f}/s"
         one, batch = f["submitPatch"], f["submitPatches"]
         add(f"mass-CVE burst: {one['submissions']:,} `submitPatch` from {p['config']['client_processes']} processes, model active, "
-            f"{p['config']['subscribers']} pendingQueue and {p['config'].get('group_subscribers', 0)} pendingGroups subscribers "
-            "(server CPU per submission; median / p99)",
+            f"{p['config']['subscribers']} pendingQueue and {p['config'].get('group_subscribers', 0)} pendingGroups subscribers"
+            + (f", {one['distinct_feature_rows']} distinct model inputs (each explained once)" if "distinct_feature_rows" in one else "")
+            + " (server CPU per submission; median / p99)",
             f"{one['per_s']:.0f}/s ({one['server_cpu_ms_per_submission']} ms; {_lat(one['latency_ms'])}); {one['errors']} errors",
             insert, _x(p["ratio_throughput"]), t["submitPatch throughput"])
         add("same: `submitPatch` p99", _lat(one["latency_ms"]), "plain INSERT: " + _lat(b["latency_ms"]), "—", t["submitPatch p99"])

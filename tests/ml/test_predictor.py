@@ -119,3 +119,59 @@ async def test_concurrent_explanations_equal_single_predictions(predictor, histo
         assert result["prediction"] == single["prediction"]
         assert result["confidence"] == pytest.approx(single["confidence"], abs=1e-6)
         assert [v["feature"] for v in result["shapValues"][:8]] == [v["feature"] for v in single["shapValues"][:8]]
+
+
+def _counting_model_calls(predictor: Predictor, monkeypatch) -> list[int]:
+    """The rows of each explanation call the predictor makes to its (real) booster."""
+    explained: list[int] = []
+    predict = predictor._booster.predict
+
+    def counted(dmatrix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if kwargs.get("pred_contribs"):
+            explained.append(dmatrix.num_row())
+        return predict(dmatrix, *args, **kwargs)
+
+    monkeypatch.setattr(predictor._booster, "predict", counted)
+    return explained
+
+
+def _distinct(patches) -> int:
+    return len({row.tobytes() for row in feature_matrix(patches).astype(np.float32)})
+
+
+def test_each_distinct_row_is_explained_once_and_as_if_alone(model, history, monkeypatch):
+    """A burst of the same upgrade: repeated feature rows (missing features included) are explained once, and each
+    patch gets exactly the SHAP values the model gives its row."""
+    predictor = Predictor.from_artifact(model.artifact, version=model.version, feature_names=model.feature_names, threshold=None)
+    explained = _counting_model_calls(predictor, monkeypatch)
+    missing = make_patch(wargaming=None, cvss_vector=None, current_version="x")
+    patches = history[:6] * 3 + [missing, missing]
+    results = predictor.predict_many(patches)
+    assert explained == [_distinct(history[:6]) + 1]
+    expected = _booster(model).predict(xgb.DMatrix(feature_matrix(patches), feature_names=FEATURE_NAMES), pred_contribs=True)
+    for result, contribs in zip(results, expected, strict=True):
+        by_name = dict(zip(model.feature_names, contribs[:-1].tolist(), strict=True))
+        assert {v["feature"]: v["value"] for v in result["shapValues"]} == pytest.approx(by_name, abs=1e-6)
+        assert result["bias"] == pytest.approx(float(contribs[-1]), abs=1e-6)
+    assert results[0] is not results[6] and results[0]["shapValues"] is not results[6]["shapValues"]
+    predictor.predict_many(history[:6] + history[6:9])  # rows seen before are not explained again
+    assert explained == [_distinct(history[:6]) + 1, _distinct(history[6:9])]
+
+
+def test_remembered_explanations_are_bounded(model, history, monkeypatch):
+    import ml.predictor
+
+    monkeypatch.setattr(ml.predictor, "EXPLAINED_ROWS", 10)
+    predictor = Predictor.from_artifact(model.artifact, version=model.version, feature_names=model.feature_names, threshold=None)
+    explained = _counting_model_calls(predictor, monkeypatch)
+    patches = history[:200]
+    predictor.predict_many(patches)
+    assert len(predictor._explained_rows) == 10
+    newest = list(predictor._explained_rows)
+    rows = feature_matrix(patches).astype(np.float32)
+    recent = [patch for patch, row in zip(patches, rows, strict=True) if row.tobytes() in newest]
+    predictor.predict_many(recent)
+    assert explained == [_distinct(patches)]  # the ten newest were still known
+    assert rows[0].tobytes() not in newest  # explained first, pushed out since: explained again
+    predictor.predict_many(history[:1])
+    assert explained == [_distinct(patches), 1]
