@@ -14,7 +14,7 @@ from tests.support.pg import PG_ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("pending_page", "pending_page_scale", "pending_groups_page", "approvals", "submissions", "subscribers", "mutation_latency", "cross_replica",
-             "ml_predict", "ml_training", "memory_soak")
+             "ml_predict", "ml_training", "memory_soak", "mass_cve_burst", "webhook_throughput", "webhook_lag")
 
 pytestmark = pytest.mark.slow
 
