@@ -184,7 +184,7 @@ def code_errors(context: ExecutionContext) -> None:
     HTTP request of one such operation is answered 503 (http.middleware.UnavailableStatus)."""
     request_id = getattr(context.context, "request_id", None)
     result = context.result
-    causes = list(dict.fromkeys(name for error in getattr(result, "errors", None) or [] for name in _cause_names(error)))
+    raised = list(getattr(result, "errors", None) or [])  # before coding: the exceptions behind them, for the log
     if result is not None and getattr(result, "errors", None):
         result.errors = [coded(error, request_id) for error in result.errors]
     if context.pre_execution_errors:
@@ -200,6 +200,7 @@ def code_errors(context: ExecutionContext) -> None:
     unavailable = [error for error in errors if (error.extensions or {}).get("code") == UNAVAILABLE]
     if unavailable:
         reasons = sorted({error.extensions["reason"] for error in unavailable})
+        causes = list(dict.fromkeys(name for error in raised for name in _cause_names(error)))
         log.warning(
             "database unavailable (%s) in %s; answered %s", ",".join(reasons), context.operation_name or "operation", UNAVAILABLE,
             extra={"request_id": request_id, "causes": causes},

@@ -193,20 +193,17 @@ async def burst(ctx: Context, database: str) -> dict:
         phases = {}
         for name, batch, offset in (("submitPatch", 1, 0), ("submitPatches", BATCH, total)):
             inputs = [burst_input(n, tag) for n in range(offset, offset + total)]
-            since, cpu_before = time.monotonic(), cpu_seconds(server.process.pid)
-            result = await _clients(server.port, inputs, batch)
-            result["server_cpu_s"] = round(cpu_seconds(server.process.pid) - cpu_before, 2)
-            result["server_cpu_ms_per_submission"] = round(result["server_cpu_s"] * 1000 / total, 2)
-            result["server_cpu_share"] = round(result["server_cpu_s"] / result["seconds"], 2)  # of one core
-            result["distinct_feature_rows"] = _distinct_feature_rows(inputs)
+            since = time.monotonic()
+            result = await _measured(server, inputs, batch)
             await asyncio.sleep(1.0)  # the pages after the burst have long arrived by now (or never will)
             exact_total = await connection.fetchval(OPEN_COUNT)
             result["subscribers"] = await _subscriber_view(flood, since, result, exact_total)
             result["group_subscribers"] = await _subscriber_view(group_flood, since, result, await connection.fetchval(OPEN_GROUPS))
-            result["per_s"] = result["submissions"] / result["seconds"]
-            result["latency_ms"] = latency_stats(result.pop("latencies"))
             phases[name] = result
-        phases["submitPatches_distinct_rows"] = await _distinct_rows_phase(server, tag, total)
+        # The batches again with every submission a different model input (patchSizeLines varies), so that each is
+        # explained by the model: what a burst costs when no two submissions look alike. Throughput and CPU only.
+        distinct_inputs = [{**burst_input(n, f"{tag}d"), "patchSizeLines": 1 + n} for n in range(total)]
+        phases["submitPatches_distinct_rows"] = await _measured(server, distinct_inputs, BATCH)
         baseline = await _baseline(database, [burst_input(n, f"{tag}b") for n in range(total)])
         flood_status = await flood.status()
     finally:
@@ -242,13 +239,13 @@ async def burst(ctx: Context, database: str) -> dict:
     }
 
 
-async def _distinct_rows_phase(server, tag: str, total: int) -> dict:  # noqa: ANN001
-    """The batch burst again with every submission a different model input (patchSizeLines varies), so that each is
-    explained by the model: what a burst costs when no two submissions look alike. Throughput and CPU only."""
-    inputs = [{**burst_input(n, f"{tag}d"), "patchSizeLines": 1 + n} for n in range(total)]
+async def _measured(server, inputs: list[dict], batch: int) -> dict:  # noqa: ANN001
+    """`inputs` sent by the client processes, with the server's CPU over the phase and the rate."""
     cpu_before = cpu_seconds(server.process.pid)
-    result = await _clients(server.port, inputs, BATCH)
-    result["server_cpu_ms_per_submission"] = round((cpu_seconds(server.process.pid) - cpu_before) * 1000 / total, 2)
+    result = await _clients(server.port, inputs, batch)
+    result["server_cpu_s"] = round(cpu_seconds(server.process.pid) - cpu_before, 2)
+    result["server_cpu_ms_per_submission"] = round(result["server_cpu_s"] * 1000 / len(inputs), 2)
+    result["server_cpu_share"] = round(result["server_cpu_s"] / result["seconds"], 2)  # of one core
     result["distinct_feature_rows"] = _distinct_feature_rows(inputs)
     result["per_s"] = result["submissions"] / result["seconds"]
     result["latency_ms"] = latency_stats(result.pop("latencies"))
