@@ -364,7 +364,8 @@ async def test_a_subscriber_leaving_mid_execution_does_not_end_the_others(api):
                 async def execution_waits_on_the_lock() -> bool:
                     await locker.execute("SELECT pg_stat_clear_snapshot()")  # activity is snapshotted per transaction
                     return bool(await locker.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM approvals%'"))
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        " AND query LIKE '%FROM approvals%'"))
 
                 await eventually(execution_waits_on_the_lock, what="the page's execution waiting on the approvals lock")
             await subscriptions_open(api.base, 1)  # the leaving one is gone while its execution is in flight
