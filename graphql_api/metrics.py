@@ -122,6 +122,7 @@ class Metrics:
                       self.audit_head_seq, self.webhook_failing, self.guard_tripped):
             gauge.set(UNKNOWN)
         self._reading: asyncio.Task | None = None
+        self._waiting: dict[asyncio.Task, int] = {}  # callers waiting, per read
         self._outage = OutageLog(log)
 
     def record_decision(self, decision_type: str, seconds: float | None) -> None:
@@ -147,20 +148,30 @@ class Metrics:
     async def refresh(self, db: Database, *, timeout: float) -> bool:
         """One read of the database-derived gauges, waited for at most `timeout` seconds; whether it succeeded.
 
-        A read that does not finish in time is cancelled and counts as a failure; its connection is dropped in
-        the background. At most one read is in flight: while a hung one is still being torn down, the next
-        attempt waits for it (within its own timeout) instead of taking another connection."""
+        At most one read is in flight: a caller that finds one joins it. A read nobody waits for any more (each
+        caller's time ran out) is cancelled and counts as a failure; its connection is dropped in the background.
+        While a hung one is still being torn down, the next attempt waits for it (within its own timeout) instead
+        of taking another connection. One caller's short timeout never cancels the read another caller still waits
+        for (the background refresher's and a test's fresh read, say)."""
         if self._reading is None or self._reading.done():
             self._reading = asyncio.create_task(_read(db), name="hitl-metrics-read")
-        done, _ = await asyncio.wait({self._reading}, timeout=timeout)
+        reading = self._reading  # another caller may start the next read before this one resumes
+        self._waiting[reading] = self._waiting.get(reading, 0) + 1
+        try:
+            done, _ = await asyncio.wait({reading}, timeout=timeout)
+        finally:
+            self._waiting[reading] -= 1
+            if not self._waiting[reading]:
+                del self._waiting[reading]
         if not done:
-            self._reading.cancel()
+            if reading not in self._waiting:
+                reading.cancel()
             return self._failed(TimeoutError(f"the database did not answer within {timeout:g} s"))
-        if self._reading.cancelled():
+        if reading.cancelled():
             return self._failed(TimeoutError("the previous read was cancelled"))
-        if (error := self._reading.exception()) is not None:
+        if (error := reading.exception()) is not None:
             return self._failed(error)
-        self._apply(self._reading.result())
+        self._apply(reading.result())
         return True
 
     def cancel_reading(self) -> None:

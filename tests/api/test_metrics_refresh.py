@@ -9,6 +9,7 @@ import time
 import pytest
 from sqlalchemy.engine import make_url
 
+from db.engine import Database
 from graphql_api.metrics import Metrics
 
 from tests.support.pg import pg_admin
@@ -124,3 +125,26 @@ async def test_metrics_answer_at_once_while_the_database_hangs_or_is_gone(pg_dat
 
 async def _gauge(api, name: str, expected: float) -> bool:  # noqa: ANN001
     return value(await metrics(api, fresh=False), name) == expected
+
+
+async def test_a_caller_whose_time_ran_out_leaves_the_read_to_one_still_waiting(pg_database_url):
+    """Two callers share the one read in flight: the one with the shorter timeout gives up, and the read goes on
+    for the other (seen in CI: the background refresher's 5 s cancelled the read a test waited 30 s for)."""
+    with StallingRelay(make_url(pg_database_url).port or 5432) as relay:
+        db = Database.from_url(relayed(pg_database_url, relay), pool_min=1, pool_max=2)
+        try:
+            gauges = Metrics()
+            relay.stall()
+            patient = asyncio.create_task(gauges.refresh(db, timeout=30))
+            assert await gauges.refresh(db, timeout=0.5) is False
+            relay.resume()
+            assert await patient is True
+            samples = {family.name: family.samples[0].value for family in gauges.registry.collect() if family.samples}
+            assert samples["hitl_db_up"] == 1 and samples["hitl_pending_patches"] == 0
+            # Nobody waits any more when the last caller's time runs out: the hung read is dropped.
+            relay.stall()
+            assert await gauges.refresh(db, timeout=0.5) is False
+            assert gauges._reading.cancelling() or gauges._reading.cancelled()
+        finally:
+            relay.resume()
+            await db.dispose()
