@@ -102,5 +102,6 @@ async def test_json_columns_hold_what_the_standard_library_would_have_written(da
     async with database.write() as session:
         session.add(patch)
     async with database.read() as session:
-        stored = (await session.execute(text("SELECT wargaming FROM patches WHERE patch_id = :p"), {"p": patch.patch_id})).scalar_one()
+        connection = await session.connection()
+        stored = (await connection.execute(text("SELECT wargaming FROM patches WHERE patch_id = :p"), {"p": patch.patch_id})).scalar_one()
     assert (json.loads(stored) if isinstance(stored, str) else stored) == expected
