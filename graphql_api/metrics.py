@@ -122,7 +122,7 @@ class Metrics:
                       self.audit_head_seq, self.webhook_failing, self.guard_tripped):
             gauge.set(UNKNOWN)
         self._reading: asyncio.Task | None = None
-        self._waiting: dict[asyncio.Task, int] = {}  # callers waiting, per read
+        self._waiters = 0  # callers waiting for _reading (a read is replaced only once done, when none waits)
         self._outage = OutageLog(log)
 
     def record_decision(self, decision_type: str, seconds: float | None) -> None:
@@ -156,15 +156,13 @@ class Metrics:
         if self._reading is None or self._reading.done():
             self._reading = asyncio.create_task(_read(db), name="hitl-metrics-read")
         reading = self._reading  # another caller may start the next read before this one resumes
-        self._waiting[reading] = self._waiting.get(reading, 0) + 1
+        self._waiters += 1
         try:
             done, _ = await asyncio.wait({reading}, timeout=timeout)
         finally:
-            self._waiting[reading] -= 1
-            if not self._waiting[reading]:
-                del self._waiting[reading]
+            self._waiters -= 1
         if not done:
-            if reading not in self._waiting:
+            if not self._waiters:
                 reading.cancel()
             return self._failed(TimeoutError(f"the database did not answer within {timeout:g} s"))
         if reading.cancelled():

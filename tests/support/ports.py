@@ -16,8 +16,9 @@ def _share() -> tuple[int, int]:
 def free_port() -> int:
     """A port free now, and never one this process handed out before: the kernel may offer a just-released port
     again, and two servers started one after the other (a provider, then the service it redirects to) must not be
-    given the same one. Parallel test workers take ports from disjoint shares, so a port one worker chose is never the one another starts
-    a server on before the first has bound it. (The share goes by port // 2: Linux hands out odd ports to bind().)"""
+    given the same one. Parallel test workers take ports from disjoint shares, so a port one worker chose is never
+    the one another starts a server on before the first has bound it (shares by port // 2: Linux gives bind() odd
+    ports only)."""
     index, count = _share()
     while True:
         port = closed_port()
