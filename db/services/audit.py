@@ -55,12 +55,15 @@ async def lock_chain(*, session: AsyncSession) -> None:
         await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=AUDIT_LOCK_KEY))
 
 
-def hash_pieces(*, decision_id: uuid.UUID, action: str, actor: str, details: dict, ip_address: str | None, user_agent: str | None) -> tuple[str, str, str]:
+def hash_pieces(
+    *, decision_id: uuid.UUID, action: str, actor: str, details_json: str, ip_address: str | None, user_agent: str | None
+) -> tuple[str, str, str]:
     """The canonical JSON that entry_hash hashes, in three pieces around the values of `at` and `seq`
-    (top-level keys in sorted order: action, actor, at, decisionId, details, ipAddress, seq, userAgent)."""
+    (top-level keys in sorted order: action, actor, at, decisionId, details, ipAddress, seq, userAgent).
+    `details_json`: canonical_json(details), which the caller stores as well."""
     before_at = '{"action":' + canonical_json(action) + ',"actor":' + canonical_json(actor) + ',"at":"'
     before_seq = (
-        '","decisionId":' + canonical_json(str(decision_id)) + ',"details":' + canonical_json(details)
+        '","decisionId":' + canonical_json(str(decision_id)) + ',"details":' + details_json
         + ',"ipAddress":' + canonical_json(ip_address) + ',"seq":'
     )
     return before_at, before_seq, ',"userAgent":' + canonical_json(user_agent) + "}"
@@ -105,13 +108,14 @@ async def append(
     every other append waits on the lock. SQLite: the writes, then the entry (write transactions are
     serialized by Database.write, so the head cannot move underneath)."""
     if session.bind.dialect.name == "postgresql":
+        details_json = canonical_json(details)
         before_at, before_seq, after_seq = hash_pieces(
-            decision_id=decision_id, action=action, actor=actor.subject, details=details,
+            decision_id=decision_id, action=action, actor=actor.subject, details_json=details_json,
             ip_address=actor.ip_address, user_agent=actor.user_agent,
         )
         params = {
             "lock_key": AUDIT_LOCK_KEY, "genesis": GENESIS_HASH, "channel": EVENT_CHANNEL, "decision_id": decision_id,
-            "action": action, "actor": actor.subject, "details": canonical_json(details), "ip_address": actor.ip_address,
+            "action": action, "actor": actor.subject, "details": details_json, "ip_address": actor.ip_address,
             "user_agent": actor.user_agent, "before_at": before_at, "before_seq": before_seq, "after_seq": after_seq,
         }
         for write in writes:
@@ -175,12 +179,12 @@ async def append_many(*, session: AsyncSession, entries: Sequence[Entry]) -> lis
         "decision_ids", "actions", "actors", "details", "ip_addresses", "user_agents", "before_ats", "before_seqs", "after_seqs",
     )}
     for entry in entries:
-        actor = entry.actor
+        actor, details_json = entry.actor, canonical_json(entry.details)
         pieces = hash_pieces(
-            decision_id=entry.decision_id, action=entry.action, actor=actor.subject, details=entry.details,
+            decision_id=entry.decision_id, action=entry.action, actor=actor.subject, details_json=details_json,
             ip_address=actor.ip_address, user_agent=actor.user_agent,
         )
-        values = (entry.decision_id, entry.action, actor.subject, canonical_json(entry.details), actor.ip_address, actor.user_agent, *pieces)
+        values = (entry.decision_id, entry.action, actor.subject, details_json, actor.ip_address, actor.user_agent, *pieces)
         for column, value in zip(columns.values(), values, strict=True):
             column.append(value)
     params = {"lock_key": AUDIT_LOCK_KEY, "genesis": GENESIS_HASH, "channel": EVENT_CHANNEL, **columns}

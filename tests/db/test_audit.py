@@ -98,7 +98,8 @@ def test_the_pieces_sent_to_the_database_join_to_the_canonical_json_of_the_entry
         ip_address=ip_address, user_agent=user_agent, prev_hash=GENESIS_HASH, hash="",
     )
     before_at, before_seq, after_seq = audit.hash_pieces(
-        decision_id=decision_id, action=action, actor=actor, details=details, ip_address=ip_address, user_agent=user_agent
+        decision_id=decision_id, action=action, actor=actor, details_json=audit.canonical_json(details), ip_address=ip_address,
+        user_agent=user_agent,
     )
     joined = before_at + at.isoformat(timespec="microseconds") + before_seq + str(seq) + after_seq
     assert hashlib.sha256((GENESIS_HASH + joined).encode()).hexdigest() == audit.entry_hash(GENESIS_HASH, entry)

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import func, select
 
 from db.models import AuditEntry, Patch
@@ -112,3 +113,47 @@ def test_the_ids_of_a_batch_are_distinct_random_uuids():
     assert len(set(ids)) == 500
     assert all(id_.version == 4 and id_.variant == "specified in RFC 4122" for id_ in ids)
     assert set(ids).isdisjoint(new_ids(500))
+
+
+async def _chain_lock_waiters(db) -> int:
+    async with db.read() as session:
+        statement = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        return (await session.exec(statement)).one()[0]
+
+
+async def _until_chain_lock_waiters(db, count: int) -> None:
+    for _ in range(200):
+        if await _chain_lock_waiters(db) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {count} waiting on the audit chain lock")
+
+
+@pytest.mark.postgres_only
+async def test_a_batch_reads_the_pause_after_the_chain_lock_as_a_pause_writes_it(pg_database):
+    """A pause queued on the audit chain's lock ahead of an auto-approving batch: the batch sees it (its patch stays
+    PENDING) and neither deadlocks. Reading the pause row (a share lock) before taking the chain lock, the batch
+    would hold the row the pause waits to update while waiting for the chain the pause holds: PostgreSQL then
+    aborts one of them as a deadlock."""
+    from db.services import auto_approval
+    from tests.support.factories import ADMIN, confident_prediction, passing_wargaming
+
+    async def pause():
+        async with pg_database.write() as session:
+            return await auto_approval.set_paused(session=session, actor=ADMIN, paused=True, reason="incident")
+
+    item = patch_data(ml_prediction=confident_prediction(), wargaming=passing_wargaming())
+    async with pg_database.write() as session:
+        await audit.lock_chain(session=session)  # another transaction's append, still open
+        pausing = asyncio.create_task(pause())
+        await _until_chain_lock_waiters(pg_database, 1)
+        batch = asyncio.create_task(_submit_many(pg_database, [item]))
+        await _until_chain_lock_waiters(pg_database, 2)
+    state = await asyncio.wait_for(pausing, timeout=10)
+    results = await asyncio.wait_for(batch, timeout=10)
+    assert state.paused and results[0][0].status == "PENDING"
+    async with pg_database.read() as session:
+        actions = (await session.exec(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
+        assert actions == ["AUTO_APPROVAL_PAUSED", "SUBMITTED"]
+        assert (await audit.verify_chain(session=session)).valid
