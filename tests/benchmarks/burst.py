@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 import asyncpg
 
-from tests.benchmarks.common import cpu_seconds, dsn_for, latency_stats
+from tests.benchmarks.common import busy_cpu_seconds, cpu_seconds, dsn_for, latency_stats, postgres_cpu_seconds
 from tests.benchmarks.floods import ROOT, STARTED_PIDS, FloodGroup
 from tests.benchmarks.httpclient import GraphQLClient
 from tests.benchmarks.scenarios import HOST, QUEUE_SUBSCRIPTION, TOKEN_TTL, Context, patch_input, ratio, target
@@ -62,8 +64,9 @@ async def _train_model(database: str) -> str:
     return row.version
 
 
-async def _clients(port: int, inputs: list[dict], batch: int, start_in: float = 1.5) -> dict:
-    """Split `inputs` over CLIENTS processes, start them together, wait for all; aggregate."""
+async def _clients(port: int, inputs: list[dict], batch: int, start_in: float = 1.5, at_start: Callable[[], None] | None = None) -> dict:
+    """Split `inputs` over CLIENTS processes, start them together, wait for all; aggregate. `at_start` is called
+    when they start sending (after their imports)."""
     start_at = time.monotonic() + start_in
     shares = [inputs[k::CLIENTS] for k in range(CLIENTS)]
     processes = []
@@ -76,7 +79,11 @@ async def _clients(port: int, inputs: list[dict], batch: int, start_in: float = 
         processes.append(process)
     try:
         jobs = [json.dumps({"port": port, "api_key": API_KEY, "inputs": share, "batch": batch, "start_at": start_at}).encode() for share in shares]
-        outputs = await asyncio.gather(*(p.communicate(job) for p, job in zip(processes, jobs)))
+        answering = asyncio.gather(*(p.communicate(job) for p, job in zip(processes, jobs)))
+        if at_start is not None:
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+            at_start()
+        outputs = await answering
     finally:
         for process in processes:
             STARTED_PIDS.discard(process.pid)
@@ -240,12 +247,21 @@ async def burst(ctx: Context, database: str) -> dict:
 
 
 async def _measured(server, inputs: list[dict], batch: int) -> dict:  # noqa: ANN001
-    """`inputs` sent by the client processes, with the server's CPU over the phase and the rate."""
-    cpu_before = cpu_seconds(server.process.pid)
-    result = await _clients(server.port, inputs, batch)
-    result["server_cpu_s"] = round(cpu_seconds(server.process.pid) - cpu_before, 2)
-    result["server_cpu_ms_per_submission"] = round(result["server_cpu_s"] * 1000 / len(inputs), 2)
-    result["server_cpu_share"] = round(result["server_cpu_s"] / result["seconds"], 2)  # of one core
+    """`inputs` sent by the client processes, with the rate and the CPU from the moment they start sending until the
+    last answer: the server's, PostgreSQL's and the share of the machine's cores busy (clients, server and PostgreSQL
+    share them)."""
+    before: dict[str, float] = {}
+
+    def read() -> dict[str, float]:
+        return {"server": cpu_seconds(server.process.pid), "postgres": postgres_cpu_seconds(), "busy": busy_cpu_seconds(), "at": time.monotonic()}
+
+    result = await _clients(server.port, inputs, batch, at_start=lambda: before.update(read()))
+    used = {key: value - before[key] for key, value in read().items()}
+    result["server_cpu_s"] = round(used["server"], 2)
+    result["server_cpu_ms_per_submission"] = round(used["server"] * 1000 / len(inputs), 2)
+    result["server_cpu_share"] = round(used["server"] / used["at"], 2)  # of one core
+    result["postgres_cpu_ms_per_submission"] = round(used["postgres"] * 1000 / len(inputs), 2)
+    result["machine_cpu_busy"] = round(used["busy"] / used["at"] / (os.cpu_count() or 1), 2)
     result["distinct_feature_rows"] = _distinct_feature_rows(inputs)
     result["per_s"] = result["submissions"] / result["seconds"]
     result["latency_ms"] = latency_stats(result.pop("latencies"))

@@ -58,6 +58,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by the running processes of the PostgreSQL server the benchmarks use, which runs on this
+    machine (127.0.0.1): its backends, autovacuum and background writers. A backend that has exited is not counted."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(int(pid))
+        except OSError:  # exited meanwhile
+            continue
+    return total
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent outside idle and I/O wait since boot (all cores, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
 def raise_nofile_limit() -> tuple[int, int]:
     """Soft RLIMIT_NOFILE up to the hard limit (inherited by the servers and clients started afterwards)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

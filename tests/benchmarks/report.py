@@ -17,6 +17,15 @@ def _lat(stats: dict | None) -> str:
     return f"{_ms(stats['median'])} / {_ms(stats['p99'])} ms"
 
 
+def _burst_cpu(phase: dict) -> str:
+    """A burst phase's CPU per submission: the server's, and PostgreSQL's with how busy the machine was (runs before
+    these were recorded show the server's only)."""
+    server = f"server {phase['server_cpu_ms_per_submission']} ms"
+    if "postgres_cpu_ms_per_submission" not in phase:
+        return server
+    return f"{server} + PostgreSQL {phase['postgres_cpu_ms_per_submission']} ms; machine {phase['machine_cpu_busy']:.0%} busy"
+
+
 def _met(value: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "n/a"}[value]
 
@@ -111,16 +120,16 @@ def _rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
         add(f"mass-CVE burst: {one['submissions']:,} `submitPatch` from {p['config']['client_processes']} processes, model active, "
             f"{p['config']['subscribers']} pendingQueue and {p['config'].get('group_subscribers', 0)} pendingGroups subscribers"
             + (f", {one['distinct_feature_rows']} distinct model inputs (each explained once)" if "distinct_feature_rows" in one else "")
-            + " (server CPU per submission; median / p99)",
-            f"{one['per_s']:.0f}/s ({one['server_cpu_ms_per_submission']} ms; {_lat(one['latency_ms'])}); {one['errors']} errors",
+            + " (CPU per submission; median / p99)",
+            f"{one['per_s']:.0f}/s ({_burst_cpu(one)}; {_lat(one['latency_ms'])}); {one['errors']} errors",
             insert, _x(p["ratio_throughput"]), t["submitPatch throughput"])
         add("same: `submitPatch` p99", _lat(one["latency_ms"]), "plain INSERT: " + _lat(b["latency_ms"]), "—", t["submitPatch p99"])
         add(f"same burst through `submitPatches`, batches of {p['config']['batch']}",
-            f"{batch['per_s']:.0f}/s ({batch['server_cpu_ms_per_submission']} ms); {batch['errors']} errors", insert, "—",
+            f"{batch['per_s']:.0f}/s ({_burst_cpu(batch)}); {batch['errors']} errors", insert, "—",
             t["submitPatches throughput"])
         if distinct := f.get("submitPatches_distinct_rows"):
             add(f"same batches with every submission a distinct model input ({distinct['distinct_feature_rows']:,}), each explained by the model",
-                f"{distinct['per_s']:.0f}/s ({distinct['server_cpu_ms_per_submission']} ms); {distinct['errors']} errors", insert, "—",
+                f"{distinct['per_s']:.0f}/s ({_burst_cpu(distinct)}); {distinct['errors']} errors", insert, "—",
                 {"target": "none (what SHAP costs when nothing repeats)", "met": None, "note": "a figure, not a target"})
         for view, what in (("subscribers", "pendingQueue"), ("group_subscribers", "pendingGroups")):
             if view not in one:
