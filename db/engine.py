@@ -4,7 +4,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -23,6 +23,9 @@ STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
 _QUERY_CANCELED = "57014"
 # Severities of a server error that ends (or refuses to start) the session, whatever its sqlstate and language.
 _SESSION_ENDING = frozenset({"FATAL", "PANIC"})
+# How long stopping waits for the pool to be idle (Database.cancel_when_idle, Database.dispose): a database that
+# hangs may never give the connections back.
+IDLE_WAIT_SECONDS = 2.0
 
 
 def unavailable_reason(error: BaseException | None) -> str | None:
@@ -255,5 +258,24 @@ class Database:
         if failed is not None:
             raise failed
 
+    async def cancel_when_idle(self, tasks: Iterable[asyncio.Task], *, within: float = IDLE_WAIT_SECONDS) -> None:
+        """Cancel `tasks` (background loops) at a moment when no connection is checked out, waiting at most `within`
+        seconds for one. A task cancelled while it takes a connection from the pool or gives it back can orphan the
+        connection (SQLAlchemy's asyncio layer): the garbage collector terminates it later with an SAWarning, and the
+        database keeps the session until then. Cancelled without an await after the check, each task stops where it
+        waits for its next turn."""
+        await self._idle(within)
+        for task in tasks:
+            task.cancel()
+
     async def dispose(self) -> None:
+        """Close the pool's connections, once those still being given back are (a cancelled session closes in a task
+        of its own)."""
+        await self._idle(IDLE_WAIT_SECONDS)
         await self.engine.dispose()
+
+    async def _idle(self, within: float) -> None:
+        checked_out = getattr(self.engine.pool, "checkedout", lambda: 0)  # StaticPool (in-memory SQLite) has none
+        deadline = time.monotonic() + within
+        while checked_out() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)

@@ -95,8 +95,8 @@ async def running(services: Services) -> AsyncIterator[None]:
         yield
     finally:
         SHUTDOWN_HOOKS.remove(services.hub.close_all)
-        for watcher in watchers:
-            watcher.cancel()
+        await services.db.cancel_when_idle(watchers)
+        services.metrics.cancel_reading()  # a read the refresher started and nobody waits for: not begun, as the pool is idle
         for watcher in watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

@@ -87,7 +87,7 @@ class Dispatcher:
         another replica takes over at once (a rolling update sends nothing twice)."""
         if self._task is None:
             return
-        self._task.cancel()
+        await self.db.cancel_when_idle([self._task])
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         tasks = [sender.task for sender in self.senders.values() if sender.task is not None]
@@ -95,8 +95,7 @@ class Dispatcher:
             sender.stop()
         if tasks:
             _done, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
-            for task in late:
-                task.cancel()
+            await self.db.cancel_when_idle(late)
             await asyncio.gather(*late, return_exceptions=True)
         self.senders.clear()
         try:
