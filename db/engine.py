@@ -210,6 +210,7 @@ class Database:
         )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._after_commit: list[Callable[[], None]] = []
+        self._idle_wait_ran_out = False
 
     @classmethod
     def from_url(cls, url: str, *, pool_min: int = 2, **kwargs: object) -> "Database":
@@ -275,7 +276,12 @@ class Database:
         await self.engine.dispose()
 
     async def _idle(self, within: float) -> None:
+        """Until no connection is checked out, at most `within` seconds; once a wait ran out (a database that hangs
+        holds them), the next steps of the stop do not wait again."""
+        if self._idle_wait_ran_out:
+            return
         checked_out = getattr(self.engine.pool, "checkedout", lambda: 0)  # StaticPool (in-memory SQLite) has none
         deadline = time.monotonic() + within
         while checked_out() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+        self._idle_wait_ran_out = bool(checked_out())
