@@ -96,7 +96,7 @@ async def running(services: Services) -> AsyncIterator[None]:
     finally:
         SHUTDOWN_HOOKS.remove(services.hub.close_all)
         await services.db.cancel_when_idle(watchers)
-        services.metrics.cancel_reading()  # a read the refresher started and nobody waits for: not begun, as the pool is idle
+        services.metrics.cancel_reading()  # the refresher's read in flight, if any: not begun, as the pool is idle
         for watcher in watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

@@ -47,12 +47,9 @@ async def metrics_refresher(services: Services) -> None:
     """Reads the database-derived gauges every HITL_METRICS_REFRESH_SECONDS, each read bounded by
     HITL_METRICS_REFRESH_TIMEOUT_SECONDS, so /metrics answers at once whatever the database does."""
     settings = services.settings
-    try:
-        while True:
-            await services.metrics.refresh(services.db, timeout=settings.metrics_refresh_timeout_seconds)
-            await asyncio.sleep(settings.metrics_refresh_seconds)
-    finally:
-        services.metrics.cancel_reading()
+    while True:
+        await services.metrics.refresh(services.db, timeout=settings.metrics_refresh_timeout_seconds)
+        await asyncio.sleep(settings.metrics_refresh_seconds)
 
 
 async def audit_checkpointer(services: Services) -> None:

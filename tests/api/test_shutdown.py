@@ -9,6 +9,7 @@ import random
 import time
 import warnings
 
+from db.engine import Database
 from graphql_api.app import build_services, running
 from tests.support.server import settings_for
 
@@ -34,8 +35,6 @@ async def test_a_stop_at_any_moment_of_the_startup_work_returns_every_connection
 async def test_a_connection_that_is_never_given_back_delays_the_stop_once(database_url):
     """A database that hangs keeps its connections checked out: the stop waits for them once (its bound), not at
     each of its steps (the jobs, the webhook dispatcher, the hub, the pool)."""
-    from db.engine import Database
-
     db = Database.from_url(database_url)
     held = await db.engine.connect()  # never given back before the stop, as a read on a hung database
     await held.exec_driver_sql("SELECT 1")
