@@ -62,8 +62,8 @@ def _column_defaults(model: type[SQLModel]) -> dict[str, Callable[[], Any] | Non
 def new_row(model: type[M], **values: Any) -> M:
     """A new row built the way the ORM builds a loaded one: every column in the instance's dict (its default where
     not given), without the attribute events of `model(**values)` (~40 for a patch, ~150 µs, most of building
-    one). It has no pending changes, so it suits a row INSERTed through Core (db.services.patches.insert_new and
-    insert_many): a later change to it is a change from the inserted values."""
+    one). It has no pending changes, so it suits a row INSERTed through Core (db.services.patches.insert_many):
+    a later change to it is a change from the inserted values."""
     defaults = _column_defaults(model)
     if unknown := values.keys() - defaults.keys():
         raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")

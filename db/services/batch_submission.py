@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Patch
-from db.services import auto_approval, patches, submission
+from db.services import auto_approval, submission
 from db.services.actor import Actor
 from db.services.auto_approval import ActiveModel
 from db.services.errors import BadUserInput
@@ -33,9 +33,10 @@ def _built(items: Sequence[submission.SubmitPatchData], actor: Actor, policy: Po
 
 def _prepared(
     items: Sequence[submission.SubmitPatchData], actor: Actor, policy: Policy, model: ActiveModel | None
-) -> tuple[list[Patch], dict[str, Patch], dict[str, float | None]]:
+) -> list[submission.Prepared]:
     """Validation, the model's explanations (one call for every new row) and the derived flags: pure CPU work, run in
-    a worker thread so that a batch of 500 does not hold the event loop (live pages, other requests) meanwhile."""
+    a worker thread so that a batch of 500 does not hold the event loop (live pages, other requests) meanwhile.
+    A repeated patchId is prepared once: `submission.write` returns the first item's patch for it."""
     built = _built(items, actor, policy)
     firsts: dict[str, Patch] = {}
     for row in built:
@@ -45,7 +46,7 @@ def _prepared(
         for row, prediction in zip(unexplained, model.predict_many(unexplained), strict=True):
             row.ml_prediction = {**prediction, "source": "model"}
     thresholds = {key: auto_approval.derive_flags(patch=row, policy=policy, model=model) for key, row in firsts.items()}
-    return built, firsts, thresholds
+    return [submission.Prepared(row, actor, thresholds[row.patch_id]) for row in built]
 
 
 async def submit_many(
@@ -54,15 +55,4 @@ async def submit_many(
     """(patch, created) per item, in input order. An item whose patchId exists, or repeats an earlier item of the
     batch, returns the stored (or earlier) patch with created false, as submitPatch would."""
     actor.require("submit", "submitting patches")
-    built, firsts, thresholds = await asyncio.to_thread(_prepared, items, actor, policy, model)
-    candidates = sorted(firsts.values(), key=lambda row: row.patch_id)
-    inserted = await patches.insert_many(session=session, rows=candidates)
-    stored = await patches.get_by_patch_ids(session=session, upstream_ids=[key for key in firsts if key not in inserted])
-    new = [row for row in candidates if row.patch_id in inserted]
-    # From here to commit every append of every replica waits on the chain lock: a few round trips, not one per patch.
-    approvals = await auto_approval.approvals_if_allowed(session=session, rows=new, thresholds=thresholds)
-    await patches.record_many(session=session, changes=approvals, before=[submission.submitted_entry(row, actor) for row in new])
-    return [
-        (firsts[row.patch_id], row is firsts[row.patch_id]) if row.patch_id in inserted else (stored[row.patch_id], False)
-        for row in built
-    ]
+    return await submission.write(session=session, items=await asyncio.to_thread(_prepared, items, actor, policy, model))

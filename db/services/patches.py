@@ -124,24 +124,14 @@ async def record_many(*, session: AsyncSession, changes: Sequence[Change], befor
     await audit.append_many(session=session, entries=[*before, *(change.entry for change in changes)])
 
 
-async def insert_new(*, session: AsyncSession, patch: Patch) -> bool:
-    """INSERT a new patch unless one with its patchId exists (ON CONFLICT DO NOTHING: concurrent duplicates create
-    exactly one row); True when inserted. Its columns then count as written, so a later `record` of this patch in
-    the transaction writes only what changed, as for a patch from `lock`."""
-    values = column_values(patch)
-    statement = _insert_unless_exists(session.bind.dialect.name, "id")
-    if (await (await session.connection()).execute(statement, values)).first() is None:
-        return False
-    _mark_written(patch, values)
-    return True
-
-
 async def insert_many(*, session: AsyncSession, rows: Sequence[Patch]) -> set[str]:
-    """`insert_new` for many patches with distinct patchIds in one statement; returns the patchIds inserted.
-    Callers pass them in patchId order, so two batches that overlap wait on each other in one order (no deadlock)."""
+    """INSERT new patches with distinct patchIds in one statement, skipping those whose patchId exists (ON CONFLICT DO
+    NOTHING: concurrent duplicates create exactly one row); returns the patchIds inserted. Their columns then count as
+    written, so a later `record` of one in the transaction writes only what changed. Callers pass them in patchId
+    order, so two batches that overlap wait on each other in one order (no deadlock)."""
     if not rows:
         return set()
-    statement = _insert_unless_exists(session.bind.dialect.name, "patch_id")
+    statement = _insert_unless_exists(session.bind.dialect.name)
     values = [column_values(row) for row in rows]
     inserted = set((await (await session.connection()).execute(statement, values)).scalars())
     for row, row_values in zip(rows, values, strict=True):
@@ -188,11 +178,11 @@ def _insert_write(row: SQLModel) -> audit.Write:
 
 
 @functools.cache
-def _insert_unless_exists(dialect: str, returning: str) -> Insert:
-    """INSERT … ON CONFLICT (patch_id) DO NOTHING RETURNING <column>, built once: the row's values go in as
+def _insert_unless_exists(dialect: str) -> Insert:
+    """INSERT … ON CONFLICT (patch_id) DO NOTHING RETURNING patch_id, built once: the row's values go in as
     parameters, so the statement is not rebuilt (30 columns coerced) and its compiled form is cached."""
     dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return dialect_insert(Patch).on_conflict_do_nothing(index_elements=["patch_id"]).returning(getattr(Patch, returning))
+    return dialect_insert(Patch).on_conflict_do_nothing(index_elements=["patch_id"]).returning(Patch.patch_id)
 
 
 @functools.lru_cache(maxsize=256)  # one per shape of change: a handful in practice

@@ -3,6 +3,7 @@
 import math
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -165,24 +166,57 @@ def submitted_entry(patch: Patch, actor: Actor) -> audit.Entry:
     return audit.Entry(patch.id, PatchEventKind.SUBMITTED.value, actor, details)
 
 
-async def submit(
-    *, session: AsyncSession, actor: Actor, data: SubmitPatchData, policy: Policy, model: ActiveModel | None = None
-) -> tuple[Patch, bool]:
-    """Queue a patch; idempotent on patchId. Returns (patch, created).
+@dataclass
+class Prepared:
+    """A submission ready to be written: its row built from valid input, explained by the model, its flags derived."""
 
-    The derived flags are computed before the INSERT, so a new patch costs one INSERT (ON CONFLICT DO NOTHING:
-    concurrent duplicates create exactly one row) and one audit append, plus the auto-approval when it applies."""
+    row: Patch
+    actor: Actor
+    threshold: float | None  # the auto-approval threshold in force when its flags were derived
+
+
+async def prepare(*, actor: Actor, data: SubmitPatchData, policy: Policy, model: ActiveModel | None = None) -> Prepared:
+    """Everything a submission needs before the database: the caller's right, the input's validity, the model's
+    explanation (off the event loop, batched with concurrent calls) and the flags that follow from the evidence."""
     actor.require("submit", "submitting a patch")
     patch = build(data, actor=actor, policy=policy)
     if patch.ml_prediction is None and model is not None:
         patch.ml_prediction = {**(await model.explain(patch)), "source": "model"}
-    threshold = auto_approval.derive_flags(patch=patch, policy=policy, model=model)
-    if not await patches.insert_new(session=session, patch=patch):
-        return await patches.get_by_patch_id(session=session, upstream_id=patch.patch_id), False
-    entry = submitted_entry(patch, actor)
-    await audit.append(session=session, decision_id=entry.decision_id, action=entry.action, actor=actor, details=entry.details)
-    await auto_approval.approve_if_allowed(session=session, patch=patch, threshold=threshold)
-    return patch, True
+    return Prepared(patch, actor, auto_approval.derive_flags(patch=patch, policy=policy, model=model))
+
+
+async def write(*, session: AsyncSession, items: Sequence[Prepared]) -> list[tuple[Patch, bool]]:
+    """Queue prepared submissions in the caller's transaction; (patch, created) per item, in order. Idempotent on
+    patchId: an item whose patchId exists, or repeats an earlier item's, returns the stored (or earlier) patch with
+    created false.
+
+    Whatever the number of items: one INSERT (ON CONFLICT DO NOTHING, in patchId order, so that concurrent writes
+    of overlapping patchIds wait on each other in one order and create each patch exactly once), one read of the
+    patches that existed, and one audit append of the SUBMITTED entries with the auto-approvals that apply."""
+    firsts: dict[str, Prepared] = {}
+    for item in items:
+        firsts.setdefault(item.row.patch_id, item)
+    candidates = sorted(firsts.values(), key=lambda item: item.row.patch_id)
+    inserted = await patches.insert_many(session=session, rows=[item.row for item in candidates])
+    stored = await patches.get_by_patch_ids(session=session, upstream_ids=[key for key in firsts if key not in inserted])
+    new = [item for item in candidates if item.row.patch_id in inserted]
+    submitted = [submitted_entry(item.row, item.actor) for item in new]  # before an auto-approval changes the rows
+    # From here to commit every append of every replica waits on the chain lock: a few round trips, not one per patch.
+    approvals = await auto_approval.approvals_if_allowed(
+        session=session, rows=[item.row for item in new], thresholds={item.row.patch_id: item.threshold for item in new}
+    )
+    await patches.record_many(session=session, changes=approvals, before=submitted)
+    return [
+        (firsts[key].row, item is firsts[key]) if (key := item.row.patch_id) in inserted else (stored[key], False)
+        for item in items
+    ]
+
+
+async def submit(
+    *, session: AsyncSession, actor: Actor, data: SubmitPatchData, policy: Policy, model: ActiveModel | None = None
+) -> tuple[Patch, bool]:
+    """Queue one patch in the caller's transaction; idempotent on patchId. Returns (patch, created)."""
+    return (await write(session=session, items=[await prepare(actor=actor, data=data, policy=policy, model=model)]))[0]
 
 
 async def record_wargaming(

@@ -1,5 +1,6 @@
 """What a submission writes: the derived flags are computed before the INSERT, so a new patch is one INSERT and one
-audit append (plus the auto-approval's UPDATE and entry when it applies); a repeat writes nothing."""
+audit append (the auto-approval adds its UPDATE, and its entry to that append, when it applies); a repeat writes
+nothing."""
 
 import uuid
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from sqlalchemy import event, inspect
 from db.engine import Database
 from db.enums import PatchStatus
 from db.models import Patch, column_values, new_row
+from db.services import audit_log
 from db.types import utcnow
 from tests.support.factories import confident_prediction, passing_wargaming, submit
 
@@ -49,7 +51,11 @@ async def test_an_auto_approved_patch_adds_its_decision_and_nothing_else(databas
     assert patch.status == PatchStatus.AUTO_APPROVED.value and patch.version == 2
     assert _count(seen, "INSERT INTO PATCHES") == 1
     assert _count(seen, "UPDATE PATCHES") == 1, seen  # the decision, with its own audit entry
-    assert _count(seen, "HITL_AUDIT_APPEND") + _count(seen, "INSERT INTO AUDIT_LOG") == 2, seen
+    # PostgreSQL: both entries (SUBMITTED, AUTO_APPROVED) in one call of hitl_audit_append_many; SQLite: two INSERTs.
+    assert _count(seen, "HITL_AUDIT_APPEND_MANY") + _count(seen, "INSERT INTO AUDIT_LOG") == (1 if database.dialect == "postgresql" else 2), seen
+    async with database.read() as session:
+        trail = (await audit_log.trails(session=session, decision_ids=[patch.id]))[patch.id]
+    assert [entry.action for entry in trail] == ["SUBMITTED", "AUTO_APPROVED"]
     update = next(statement for statement in seen if "UPDATE PATCHES" in statement)
     written = update[update.index("UPDATE PATCHES"):]
     assert "STATUS=" in written.replace(" ", "") and not any(name in written for name in ("ML_PREDICTION", "PACKAGE_NAME", "PATCH_ID")), written

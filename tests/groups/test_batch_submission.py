@@ -95,8 +95,10 @@ async def test_batch_auto_approval_and_the_pause(database):
     results = await _submit_many(database, [eligible[0], queued, *eligible[1:]])
     assert [row.status for row, _ in results] == ["AUTO_APPROVED", "PENDING", "AUTO_APPROVED", "AUTO_APPROVED"]
     async with database.read() as session:
-        actions = (await session.exec(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
-        assert actions == ["SUBMITTED"] * 4 + ["AUTO_APPROVED"] * 3
+        entries = (await session.exec(select(AuditEntry).order_by(AuditEntry.seq))).all()
+        assert [entry.action for entry in entries] == ["SUBMITTED"] * 4 + ["AUTO_APPROVED"] * 3
+        # Each SUBMITTED entry records the patch as it was submitted, before its auto-approval.
+        assert {(entry.details["status"], entry.details["version"]) for entry in entries[:4]} == {("PENDING", 1)}
         assert (await audit.verify_chain(session=session)).valid
         stored = {row.patch_id: row for row in (await session.exec(select(Patch))).all()}
     assert stored[eligible[0].patch_id].version == 2 and stored[eligible[0].patch_id].decided_by == "system:auto-approval"
