@@ -14,6 +14,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from db.broker import broker_for
 from db.engine import Database
+from db.group_commit import GroupCommit
+from db.services import submission
 from graphql_api import jobs
 from graphql_api.auth import Authenticator
 from graphql_api.config import Settings
@@ -68,6 +70,7 @@ def build_services(settings: Settings) -> Services:
     )
     return Services(
         settings=settings, db=db, policy=settings.policy(), models=models, metrics=metrics, authenticator=Authenticator(settings), hub=hub,
+        submissions=GroupCommit(db, lambda session, items: submission.write(session=session, items=items)),
         webhooks=Dispatcher(db, settings, metrics),
     )
 
@@ -100,6 +103,7 @@ async def running(services: Services) -> AsyncIterator[None]:
         for watcher in watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        await services.submissions.wait_idle()
         await services.webhooks.stop()
         await services.hub.close_all()
         await services.hub.stop()

@@ -49,12 +49,10 @@ class Mutation(WebhookMutations):
     @strawberry.mutation(permission_classes=[CanSubmit])
     async def submit_patch(self, info: Info, input: SubmitPatchInput) -> SubmitPatchPayload:  # noqa: A002
         services = info.context.services
-        data = input.to_data()
-
-        async def change(session: AsyncSession, actor: Actor):  # noqa: ANN202
-            return await submission.submit(session=session, actor=actor, data=data, policy=services.policy, model=services.models.current)
-
-        row, created = await _in_transaction(info, change)
+        prepared = await submission.prepare(
+            actor=info.context.actor(), data=input.to_data(), policy=services.policy, model=services.models.current
+        )
+        row, created = await services.submissions.submit(prepared)
         if created and row.status == PatchStatus.AUTO_APPROVED.value:
             services.metrics.record_decision(row.status, 0.0)
         return SubmitPatchPayload(patch=Patch.from_model(row, info.context.now), created=created)

@@ -1,8 +1,12 @@
 """Every query and mutation of API.md over real HTTP."""
 
+import asyncio
+import uuid
+
 import pytest
 
-from tests.support.server import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, VIEWER, submit
+from db.services import audit, audit_log
+from tests.support.server import ADMIN, LEAD, REVIEWER, REVIEWER2, SERVICE, SUBMIT, VIEWER, patch_input, submit, token
 
 PATCH_FIELDS = "id status version decidedBy reason comment deploymentOutcome approvals { approver comment } comments { body parentId } auditTrail { seq action actor ipAddress userAgent }"
 
@@ -166,3 +170,26 @@ async def test_unexpected_errors_are_masked(api, monkeypatch):
     assert error["message"] == "Internal server error" and error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert error["extensions"]["requestId"] == response.headers["x-request-id"]
     assert "SELECT" not in response.text and "hunter2" not in response.text and "Traceback" not in response.text
+
+
+async def test_concurrent_submissions_each_get_their_own_answer_and_audit_entry(api):
+    """submitPatch calls that arrive together are written together (db.group_commit): each still gets its own patch,
+    its own error, its caller's audit entry, and a patchId sent twice at once is created once."""
+    other_service = token("svc-other", "service")
+    calls = [(n, SERVICE if n % 2 else other_service, {}) for n in range(1, 21)]
+    calls += [(7, other_service, {"apvId": "APV-twin"}), (30, SERVICE, {"cveId": "CVE-nope"})]
+    answers = await asyncio.gather(*(
+        api.gql(SUBMIT, {"input": patch_input(n, **overrides)}, as_=caller) for n, caller, overrides in calls
+    ))
+    assert answers[-1]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and answers[-1]["data"] is None
+    payloads = [answer["data"]["submitPatch"] for answer in answers[:-1]]
+    assert [payload["patch"]["patchId"] for payload in payloads] == [f"P-{n}" for n, _, _ in calls[:-1]]
+    assert sum(payload["created"] for payload in (payloads[6], payloads[20])) == 1
+    assert payloads[6]["patch"]["id"] == payloads[20]["patch"]["id"]
+    assert all(payload["created"] for k, payload in enumerate(payloads[:20]) if k != 6)
+    async with api.app.state.services.db.read() as session:
+        trails = await audit_log.trails(session=session, decision_ids=[uuid.UUID(p["patch"]["id"]) for p in payloads[:20]])
+        assert (await audit.verify_chain(session=session)).valid
+    submitters = {payload["patch"]["patchId"]: [entry.actor for entry in trails[uuid.UUID(payload["patch"]["id"])]] for payload in payloads[:20]}
+    assert all(submitters[f"P-{n}"] == [("svc-upstream" if n % 2 else "svc-other")] for n in range(1, 21) if n != 7)
+    assert submitters["P-7"] in (["svc-upstream"], ["svc-other"])
