@@ -2,10 +2,12 @@
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from sqlalchemy import exc as sa_exc
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import Database, unavailable_reason
@@ -21,18 +23,26 @@ class GroupCommit(Generic[T, R]):
     Items that arrive while a group is being written form the next group (at most `max_items`): alone, an item is
     written at once; under load, one transaction, one audit chain lock and one commit serve many callers. A group
     that fails is written again item by item, so that each caller gets its own item's outcome, unless the database
-    is unavailable (then every caller gets that error at once)."""
+    is unavailable (then every caller gets that error at once).
+    An item still waiting for its turn after `max_wait` seconds fails as a request waiting that long for a pooled
+    connection does (POOL_EXHAUSTED), so a caller waits no longer than the pool's bound plus its own write."""
 
     def __init__(
-        self, db: Database, write: Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]], *, max_items: int = 100
+        self,
+        db: Database,
+        write: Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_items: int = 100,
+        max_wait: float = 10.0,
     ) -> None:
-        self._db, self._write, self._max_items = db, write, max_items
-        self._waiting: deque[tuple[T, asyncio.Future]] = deque()
+        self._db, self._write = db, write
+        self._max_items, self._max_wait = max_items, max_wait
+        self._waiting: deque[tuple[T, asyncio.Future, float]] = deque()
         self._writer: asyncio.Task | None = None
 
     async def submit(self, item: T) -> R:
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+        self._waiting.append((item, future, time.monotonic()))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_waiting(), name="hitl-group-commit")
         return await future
@@ -46,15 +56,27 @@ class GroupCommit(Generic[T, R]):
         group: list[tuple[T, asyncio.Future]] = []
         try:
             while self._waiting:
-                group = [self._waiting.popleft() for _ in range(min(self._max_items, len(self._waiting)))]
-                await self._write_group(group)
+                group = self._next_group()
+                if group:
+                    await self._write_group(group)
         except BaseException as exc:  # cancelled (the loop is closing): nobody may wait for ever
-            for _, future in [*group, *self._waiting]:
+            for future in [future for _, future in group] + [future for _, future, _ in self._waiting]:
                 _settle(future, error=exc)
             self._waiting.clear()
             raise
         finally:
             self._writer = None
+
+    def _next_group(self) -> list[tuple[T, asyncio.Future]]:
+        group: list[tuple[T, asyncio.Future]] = []
+        now = time.monotonic()
+        while self._waiting and len(group) < self._max_items:
+            item, future, arrived = self._waiting.popleft()
+            if now - arrived > self._max_wait:
+                _settle(future, error=sa_exc.TimeoutError(f"waited {now - arrived:.1f} s for the writes before it"))
+            else:
+                group.append((item, future))
+        return group
 
     async def _write_group(self, group: list[tuple[T, asyncio.Future]]) -> None:
         try:

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from sqlmodel import func, select
 
+from db.engine import POOL_EXHAUSTED, unavailable_reason
 from db.group_commit import GroupCommit
 from db.models import AuditEntry, Patch
 from db.services import audit, submission
@@ -100,6 +101,26 @@ async def test_a_caller_that_gives_up_leaves_its_item_and_the_others_written(dat
     assert await _counts(database) == (4, 4)  # idempotent on patchId: a retry of the cancelled caller finds its patch
     again = await commit.submit(items[1])
     assert not again[1] and again[0].patch_id == items[1].row.patch_id
+
+
+async def test_a_call_that_waited_past_the_pools_bound_fails_as_if_no_connection_came(database):
+    release = asyncio.Event()
+
+    async def slow_write(session, items):  # noqa: ANN001, ANN202
+        await release.wait()
+        return await submission.write(session=session, items=items)
+
+    commit = GroupCommit(database, slow_write, max_wait=0.2)
+    first = asyncio.create_task(commit.submit(await _prepared()))
+    await asyncio.sleep(0)
+    late = asyncio.create_task(commit.submit(await _prepared()))
+    await asyncio.sleep(0.3)
+    release.set()
+    assert (await first)[1]
+    with pytest.raises(Exception) as waited:
+        await late
+    assert unavailable_reason(waited.value) == POOL_EXHAUSTED
+    assert await _counts(database) == (1, 1)
 
 
 @pytest.mark.postgres_only

@@ -392,7 +392,9 @@ async def test_listener_killed_repeatedly(cluster: PgCluster, servers: dict[str,
 async def test_sigterm_completes_in_flight_requests(cluster: PgCluster, servers: dict[str, tuple]):
     """Requests held in flight by a table lock taken from outside, plus clients in a loop, plus subscribers:
     on SIGTERM the sockets get 1001 at once, every request the server had accepted gets its real response
-    (the lock is released after the signal), and the process exits cleanly within the grace period."""
+    (the lock is released after the signal), and the process exits cleanly within the grace period.
+    The held requests are one submitPatch and three approvals, each waiting on the lock in a session of its own
+    (concurrent submitPatch calls would share one: db.group_commit)."""
     database, (server,) = servers["sigterm"]
     base = server.base
     async with contextlib.AsyncExitStack() as stack:
@@ -412,11 +414,16 @@ async def test_sigterm_completes_in_flight_requests(cluster: PgCluster, servers:
                 outcomes.append(outcome)
                 await asyncio.sleep(0.02 * (n + i % 3) + (0.2 if not outcome.ok else 0))
 
+        approvable = [await submit_call(held[0], base, f"T-{n}") for n in range(1, len(held))]
+        assert all(outcome.ok for outcome in approvable), approvable
         lock = await asyncpg.connect(cluster.dsn(database))
         try:
             await lock.execute("BEGIN")
             await lock.execute("LOCK TABLE patches IN SHARE MODE")  # reads go on, writes wait
-            slow = [asyncio.create_task(submit_call(client, base, f"T-{n}")) for n, client in enumerate(held)]
+            slow = [asyncio.create_task(submit_call(held[0], base, "T-0"))] + [
+                asyncio.create_task(approve_call(client, base, outcome.body["data"]["submitPatch"]["patch"]["id"]))
+                for client, outcome in zip(held[1:], approvable, strict=True)
+            ]
             loopers = [asyncio.create_task(loop(n)) for n in range(3)]
             deadline = time.monotonic() + 10
             waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hitl-patch-service' AND wait_event_type = 'Lock'"
@@ -460,10 +467,10 @@ async def test_sigterm_completes_in_flight_requests(cluster: PgCluster, servers:
     assert status in (0, -15) and exited_after < 10 and "Application shutdown complete" in log
     connection = await asyncpg.connect(cluster.dsn(database))
     try:
-        stored = await connection.fetchval("SELECT count(*) FROM patches WHERE patch_id LIKE 'T-%'")
+        stored = await connection.fetch("SELECT patch_id, status FROM patches WHERE patch_id LIKE 'T-%' ORDER BY patch_id")
     finally:
         await connection.close()
-    assert stored == len(held)
+    assert [tuple(row) for row in stored] == [("T-0", "PENDING")] + [(f"T-{n}", "APPROVED") for n in range(1, len(held))]
 
 
 # --- d. the connection pool held busy ---------------------------------------------------------------------------
