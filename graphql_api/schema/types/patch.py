@@ -183,38 +183,16 @@ class Patch:
     def from_model(cls, row: models.Patch, now: datetime) -> "Patch":
         values = _column_values(row)
         return cls(
+            **{name: values[name] for name in _AS_STORED},
             id=strawberry.ID(str(values["id"])),
-            patch_id=values["patch_id"],
-            apv_id=values["apv_id"],
-            cve_id=values["cve_id"],
-            package_name=values["package_name"],
-            current_version=values["current_version"],
-            target_version=values["target_version"],
             version_bump=_VERSION_BUMPS[values["version_bump"]],
             severity=_SEVERITIES[values["severity"]],
-            cvss_score=values["cvss_score"],
-            cvss_vector=values["cvss_vector"],
-            cwe_ids=list(values["cwe_ids"]),
-            affected_systems=list(values["affected_systems"]),
-            patch_size_lines=values["patch_size_lines"],
-            diff=values["diff"],
             priority=_PRIORITIES[values["priority"]],
             status=_STATUSES[values["status"]],
-            ml_wargaming_agreement=values["ml_wargaming_agreement"],
-            auto_approval_eligible=values["auto_approval_eligible"],
-            requires_escalation=values["requires_escalation"],
-            decided_by=values["decided_by"],
-            decided_at=values["decided_at"],
-            deployment_outcome=values["deployment_outcome"],
-            reason=values["reason"],
-            comment=values["comment"],
-            created_at=values["created_at"],
-            updated_at=values["updated_at"],
+            cwe_ids=list(values["cwe_ids"]),
+            affected_systems=list(values["affected_systems"]),
             age_seconds=max(int((now - values["created_at"]).total_seconds()), 0),
-            sla_deadline=values["sla_deadline"],
             sla_status=sla_status(row, now),
-            version=values["version"],
-            required_approvals=values["required_approvals"],
             row=row,
         )
 
@@ -222,6 +200,12 @@ class Patch:
 # Every page, batch answer and live page maps its rows here: read the loaded values from the instance's dict (a
 # dict lookup, against ~0.7 µs through the ORM's attribute descriptor) and the enums from tables.
 _PATCH_COLUMNS = frozenset(column.key for column in models.Patch.__mapper__.column_attrs)
+_AS_STORED = (  # the fields that are the column's value as it is
+    "patch_id", "apv_id", "cve_id", "package_name", "current_version", "target_version", "cvss_score", "cvss_vector",
+    "patch_size_lines", "diff", "ml_wargaming_agreement", "auto_approval_eligible", "requires_escalation", "decided_by",
+    "decided_at", "deployment_outcome", "reason", "comment", "created_at", "updated_at", "sla_deadline", "version",
+    "required_approvals",
+)
 _VERSION_BUMPS = {member.value: member for member in enums.VersionBump}
 _SEVERITIES = {member.value: member for member in enums.Severity}
 _PRIORITIES = {member.value: member for member in enums.Priority}
