@@ -195,8 +195,9 @@ class Database:
     """Owns the engine; hands out read sessions and write transactions.
 
     Services flush but never commit: `write()` commits once at the end, so one mutation is one
-    transaction (concurrent submitPatch calls may share one: db.group_commit). On SQLite (one process, one writer) write transactions are serialized here, which
-    also serializes audit appends; on PostgreSQL the audit append takes an advisory lock instead.
+    transaction (concurrent submitPatch calls may share one: db.group_commit). On SQLite (one process,
+    one writer) write transactions are serialized here, which also serializes audit appends; on
+    PostgreSQL the audit append takes an advisory lock instead.
     """
 
     def __init__(self, engine: AsyncEngine, *, pool_min: int = 0) -> None:

@@ -4,9 +4,11 @@ concurrent callers share transactions, each gets its own item's outcome, a faili
 import asyncio
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
-from db.engine import POOL_EXHAUSTED, unavailable_reason
+from db.engine import DATABASE_UNAVAILABLE, POOL_EXHAUSTED, Database, unavailable_reason
 from db.group_commit import GroupCommit
 from db.models import AuditEntry, Patch
 from db.services import audit, submission
@@ -14,17 +16,13 @@ from tests.support.factories import POLICY, SERVICE, patch_data
 
 
 class RecordingWrite:
-    """submission.write, recording the size of every group it is given; items whose patchId starts with one of
-    `refused` make the whole call fail, as an item the database refuses would."""
+    """submission.write, recording the size of every group it is given."""
 
-    def __init__(self, refused: tuple[str, ...] = (), error: type[Exception] = ValueError) -> None:
+    def __init__(self) -> None:
         self.groups: list[int] = []
-        self.refused, self.error = refused, error
 
     async def __call__(self, session, items):  # noqa: ANN001, ANN204
         self.groups.append(len(items))
-        if self.refused and any(item.row.patch_id.startswith(self.refused) for item in items):
-            raise self.error(f"refused: {[item.row.patch_id for item in items]}")
         return await submission.write(session=session, items=items)
 
 
@@ -68,24 +66,30 @@ async def test_items_arriving_during_a_write_form_the_next_group(database):
 
 
 async def test_a_failing_item_fails_alone_and_the_others_are_written(database):
-    write = RecordingWrite(refused=("BAD-",))
+    write = RecordingWrite()
     commit = GroupCommit(database, write)
-    items = [await _prepared(), await _prepared(patch_id="BAD-1"), await _prepared()]
+    items = [await _prepared(), await _prepared(), await _prepared()]
+    items[1].row.package_name = None  # past validation: the database refuses the row (NOT NULL)
     outcomes = await asyncio.gather(*(commit.submit(item) for item in items), return_exceptions=True)
     assert write.groups == [3, 1, 1, 1]  # the group failed: each item written again on its own
-    assert isinstance(outcomes[1], ValueError) and "BAD-1" in str(outcomes[1])
+    assert isinstance(outcomes[1], IntegrityError)
     assert outcomes[0][1] and outcomes[2][1]
     assert await _counts(database) == (2, 2)
 
 
-async def test_an_unavailable_database_fails_the_group_at_once(database):
-    write = RecordingWrite(refused=("",), error=ConnectionRefusedError)  # every item refused
-    commit = GroupCommit(database, write)
-    items = [await _prepared() for _ in range(4)]
-    outcomes = await asyncio.gather(*(commit.submit(item) for item in items), return_exceptions=True)
-    assert write.groups == [4]  # not retried item by item: each would wait for the same outage
-    assert all(isinstance(outcome, ConnectionRefusedError) for outcome in outcomes)
-    assert await _counts(database) == (0, 0)
+async def test_an_unavailable_database_fails_the_group_at_once():
+    down = Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:9/hitl_nowhere", pool_timeout=2)  # nothing listens
+    attempts: list[object] = []
+    event.listen(down.engine.sync_engine, "do_connect", lambda *_args: attempts.append(1))
+    try:
+        write = RecordingWrite()
+        commit = GroupCommit(down, write)
+        items = [await _prepared() for _ in range(4)]
+        outcomes = await asyncio.gather(*(commit.submit(item) for item in items), return_exceptions=True)
+    finally:
+        await down.dispose()
+    assert all(unavailable_reason(outcome) == DATABASE_UNAVAILABLE for outcome in outcomes), outcomes
+    assert len(attempts) == 1 and write.groups == [4]  # one attempt for the group: not retried item by item
 
 
 async def test_a_caller_that_gives_up_leaves_its_item_and_the_others_written(database):
@@ -125,8 +129,6 @@ async def test_a_call_that_waited_past_the_pools_bound_fails_as_if_no_connection
 
 @pytest.mark.postgres_only
 async def test_two_replicas_submitting_the_same_patches_create_each_once(pg_database_url):
-    from db.engine import Database
-
     replicas = [Database.from_url(pg_database_url) for _ in range(2)]
     try:
         commits = [GroupCommit(db, RecordingWrite()) for db in replicas]
