@@ -162,6 +162,8 @@ async def _lag(ctx: Context, database: str) -> dict:
 
     async def read_new() -> None:  # the baseline: a LISTEN connection reading each new row from the table
         async with reading:
+            if reader.is_closed():  # a notification that arrived as the scenario ended
+                return
             rows = await reader.fetch("SELECT seq, decision_id FROM audit_log WHERE seq > $1 ORDER BY seq", last_seq[0])
             now = time.monotonic()
             for row in rows:
@@ -188,10 +190,12 @@ async def _lag(ctx: Context, database: str) -> dict:
         await eventually(lambda: all(len(receiver.received) >= warmup + count for receiver in receivers), timeout=cfg["webhook_timeout_s"],
                          what="every event at every receiver")
         await eventually(lambda: len(read_at) >= count, timeout=10, what="the baseline reader")
-        attempts = {row["attempts"]: row["n"] for row in await reader.fetch("SELECT attempts, count(*) AS n FROM webhook_deliveries GROUP BY 1")}
+        async with reading:  # the reader is one connection: not beside a read of new rows still running
+            attempts = {row["attempts"]: row["n"] for row in await reader.fetch("SELECT attempts, count(*) AS n FROM webhook_deliveries GROUP BY 1")}
     finally:
         await listener.close()
-        await reader.close()
+        async with reading:
+            await reader.close()
         for receiver in receivers:
             await receiver.stop()
         await admin.close()
