@@ -219,7 +219,8 @@ def plot(results: dict, path: Path) -> bool:
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     labels = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
     left.legend(handles, labels, loc="upper left", fontsize=8)
-    left.set_title(f"HITL service: subscribers vs latency and memory ({results['mode']}, {results['git']['commit'][:8]})", fontsize=10)
+    run = subs.get("from_run") or {"mode": results["mode"], "commit": results["git"]["commit"]}  # a merged scenario's own run
+    left.set_title(f"HITL service: subscribers vs latency and memory ({run['mode']}, {(run.get('commit') or '?')[:8]})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
