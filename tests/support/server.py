@@ -151,7 +151,10 @@ async def metrics(api: Api, *, fresh: bool = True) -> dict[tuple[str, tuple], fl
     the background, every HITL_METRICS_REFRESH_SECONDS)."""
     services = api.app.state.services
     if fresh:
-        await services.metrics.refresh(services.db, timeout=30)
+        # The first call may join a background read that began before the caller's last change; the second's read
+        # begins after the first's ended.
+        for _ in range(2):
+            await services.metrics.refresh(services.db, timeout=30)
     response = await api.client.get(f"{api.base}/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = {}
