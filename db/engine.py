@@ -205,9 +205,12 @@ class Database:
         self.pool_min = pool_min  # connections open_connections() opens ahead of the first requests
         self.dialect = engine.dialect.name
         self.sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-        # Reads need no transaction: AUTOCOMMIT saves the BEGIN and ROLLBACK round trips of every read.
+        # Reads need no transaction: on PostgreSQL, AUTOCOMMIT saves the BEGIN and ROLLBACK round trips of every read.
+        # SQLite's driver begins no transaction for a SELECT anyway, and there AUTOCOMMIT would cost a switch of the
+        # connection's isolation level at each checkout and checkin, a step that, when a cancellation lands in it,
+        # leaves the connection to the garbage collector.
         self._read_sessions = async_sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False
+            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False
         )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._after_commit: list[Callable[[], None]] = []
@@ -244,9 +247,11 @@ class Database:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            async with session.begin():
-                yield session
+        # sessionmaker.begin(), not session.begin() inside the session: its exit (commit or rollback, then giving the
+        # connection back) runs to completion even if the task is cancelled meanwhile. A cancellation that landed
+        # while the committed connection was being given back orphaned it (the garbage collector's SAWarning later).
+        async with self.sessions.begin() as session:
+            yield session
 
     async def open_connections(self) -> None:
         """Open pool_min pooled connections now rather than at the first requests (they stay in the pool)."""
