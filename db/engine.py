@@ -209,9 +209,8 @@ class Database:
         # SQLite's driver begins no transaction for a SELECT anyway, and there AUTOCOMMIT would cost a switch of the
         # connection's isolation level at each checkout and checkin, a step that, when a cancellation lands in it,
         # leaves the connection to the garbage collector.
-        self._read_sessions = async_sessionmaker(
-            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False
-        )
+        reads = engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read_sessions = async_sessionmaker(reads, class_=AsyncSession, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._after_commit: list[Callable[[], None]] = []
         self._idle_wait_ran_out = False
