@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from sqlalchemy import exc as sa_exc
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import Database, unavailable_reason
 
@@ -18,7 +17,7 @@ log = logging.getLogger("hitl.db")
 
 
 class GroupCommit(Generic[T, R]):
-    """`submit(item)` returns `write(session, items)`'s result for that item, once it is committed.
+    """`submit(item)` returns `write(session=, items=)`'s result for that item, once it is committed.
 
     Items that arrive while a group is being written form the next group (at most `max_items`): alone, an item is
     written at once; under load, one transaction, one audit chain lock and one commit serve many callers. A group
@@ -30,7 +29,7 @@ class GroupCommit(Generic[T, R]):
     def __init__(
         self,
         db: Database,
-        write: Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]],
+        write: Callable[..., Awaitable[Sequence[R]]],  # write(session=AsyncSession, items=Sequence[T]), as submission.write
         *,
         max_items: int = 100,
         max_wait: float = 10.0,
@@ -81,7 +80,7 @@ class GroupCommit(Generic[T, R]):
     async def _write_group(self, group: list[tuple[T, asyncio.Future]]) -> None:
         try:
             async with self._db.write() as session:
-                results = await self._write(session, [item for item, _ in group])
+                results = await self._write(session=session, items=[item for item, _ in group])
         except Exception as exc:  # noqa: BLE001 - handed to the callers
             if len(group) == 1 or unavailable_reason(exc) is not None:
                 for _, future in group:

@@ -70,9 +70,7 @@ def build_services(settings: Settings) -> Services:
     )
     return Services(
         settings=settings, db=db, policy=settings.policy(), models=models, metrics=metrics, authenticator=Authenticator(settings), hub=hub,
-        submissions=GroupCommit(
-            db, lambda session, items: submission.write(session=session, items=items), max_wait=settings.db_pool_timeout_seconds
-        ),
+        submissions=GroupCommit(db, submission.write, max_wait=settings.db_pool_timeout_seconds),
         webhooks=Dispatcher(db, settings, metrics),
     )
 

@@ -4,11 +4,11 @@ end). A connection lost that way is found only by the garbage collector ("non-ch
 that loses enough of them stops serving."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 import random
 import warnings
-import contextlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -44,7 +44,6 @@ async def test_a_session_cancelled_twice_gives_its_connection_back(database: Dat
         await eventually(lambda: pool.checkedout() == 0, timeout=5, what="the connection back in the pool")
     async with database.read() as session:
         assert (await session.exec(text("SELECT 1"))).scalar() == 1
-
 
 
 async def test_sessions_cancelled_at_any_moment_leave_no_connection_to_the_garbage_collector(tmp_path, caplog):
